@@ -72,6 +72,7 @@ class Tracker:
     def figure(self):
         """A 1x2 matplotlib figure: loss curves and accuracy curves, train vs test."""
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         fig = Figure(figsize=(10, 3.6), layout="constrained")
         ax_loss, ax_acc = fig.subplots(1, 2)
@@ -85,6 +86,7 @@ class Tracker:
             ax.set_title(title)
             ax.set_xlabel("epoch")
             ax.set_xlim(0.5, max(self.n_epochs, len(self.train_losses), 1) + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend()
         ax_acc.set_ylim(0, 1)
