@@ -63,7 +63,7 @@ def resolve(items: list[RubricItem], verdicts: dict[str, Verdict]) -> list[ItemR
                 score = next((pts for low, pts in item.thresholds if value >= low), 0.0)
         else:
             score = item.points if verdict.passed else 0.0
-        status = "passed" if score >= item.points else "failed"
+        status = "passed" if verdict.passed and score >= item.points else "failed"
         results.append(ItemResult(item.id, item.name, item.section, score, item.points, status,
                                   verdict.message, item.visibility))
     return results

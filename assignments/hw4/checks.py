@@ -40,7 +40,7 @@ DETAIL_CONFIGS = [dict(in_channels=4, expand=e, activation=a, batchnorm=bn, resi
                  dict(in_channels=4, expand=2, activation="gelu", batchnorm=False, residual=True, size=8),
                  dict(in_channels=4, expand=1, activation="silu", batchnorm=True, residual=True, size=8)]
 MODEL_CONFIGS = [dict(base_channels=8, expands=[1, 2, 2], activation="relu", batchnorm=True, residual=True),
-                 dict(base_channels=4, expands=[2, 1], activation="tanh", batchnorm=False, residual=False)]
+                 dict(base_channels=4, expands=[2, 2], activation="tanh", batchnorm=False, residual=False)]
 MODEL_SIZES = [32, 64, 40]
 
 

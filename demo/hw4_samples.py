@@ -1,0 +1,168 @@
+"""HW4 sample submissions, built from the source notebook: the reference, the blank
+release, and flawed variants ("mutants") that each break one rule of the rubric.
+
+Used by `make demo` (which grades a few of them) and by the kit's tests (which
+check that each mutant loses exactly the points of its rule). The experiment
+tables are synthetic fixtures for grading, not training results.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from hw_utils import save_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "source" / "hw4" / "HW4.ipynb"
+RELEASE = REPO / "release" / "hw4" / "HW4.ipynb"
+
+MODEL_CONFIG = dict(base_channels=64, expands=[1, 2, 1, 2, 1], activation="relu", batchnorm=True, residual=True)
+TRAIN_CONFIG = dict(optim_name="SGD", optim_config=dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True),
+                    lr_scheduler_name="OneCycleLR", lr_scheduler_config=dict(max_lr=0.1, pct_start=0.25),
+                    n_epochs=24, batch_size=256)
+# (batchnorm, residual, test accuracy) per synthetic experiment; the best is 01.
+EXPERIMENTS = [(True, True, 0.80), (True, True, 0.91), (False, True, 0.86), (True, False, 0.84), (False, False, 0.71)]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A variant of the reference: source edits per graded cell, and table edits."""
+    description: str
+    edits: dict = field(default_factory=dict)        # grade_id -> [(old, new), ...]
+    fails: frozenset = frozenset()                    # rubric items it must fail (and only those)
+    drop_rows: tuple = ()                             # experiment names left out of the table
+    table_edit: str = ""                              # see _write_table
+    config_from: str = "01"                           # which experiment's configs are submitted
+
+
+MUTANTS = {
+    "softmax_output": Sample("Model returns probabilities", {"resnet": [(
+        "return self.fc(x)  ", "return F.softmax(self.fc(x), dim=1)  ")]}, frozenset({"model.logits"})),
+    "no_shortcut_activation": Sample("projection shortcut without its activation", {"resnet": [(
+        "                skip = self.act(skip)\n", "")]}, frozenset({"block.matches_reference"})),
+    "activation_modules": Sample("activations stored as modules", {"resnet": [(
+        "self.act = getattr(F, activation)\n        self.residual",
+        "self.act = {'relu': nn.ReLU(), 'gelu': nn.GELU(), 'tanh': nn.Tanh(), 'silu': nn.SiLU()}[activation]\n        self.residual")]},
+        frozenset({"block.functional_activations"})),
+    "batchnorm_always": Sample("batch-norm even when batchnorm=False", {"resnet": [
+        ("self.bn1 = nn.BatchNorm2d(out_channels) if batchnorm else None", "self.bn1 = nn.BatchNorm2d(out_channels)"),
+        ("self.bn2 = nn.BatchNorm2d(out_channels) if batchnorm else None", "self.bn2 = nn.BatchNorm2d(out_channels)"),
+        ("self.shortcut_bn = nn.BatchNorm2d(out_channels) if batchnorm else None", "self.shortcut_bn = nn.BatchNorm2d(out_channels)")]},
+        frozenset({"block.batchnorm"})),
+    "unused_module": Sample("a module that is never used", {"resnet": [(
+        "        self.residual = residual\n", "        self.residual = residual\n        self.unused = nn.Linear(4, 4)\n")]},
+        frozenset({"block.all_parameters_used"})),
+    "parameter_in_forward": Sample("a parameter created in forward", {"resnet": [(
+        "        return self.act(out)\n",
+        "        if not hasattr(self, 'gain'):\n            self.gain = nn.Parameter(torch.ones(1))\n        return self.act(out) * self.gain\n")]},
+        frozenset({"block.no_parameters_in_forward"})),
+    "stride_on_conv2": Sample("conv2 strided instead of conv1", {"resnet": [
+        ("kernel_size=3, stride=expand, padding=1, bias=not batchnorm)\n        self.bn1", "kernel_size=3, stride=1, padding=1, bias=not batchnorm)\n        self.bn1"),
+        ("out_channels, kernel_size=3, stride=1, padding=1, bias=not batchnorm)\n        self.bn2", "out_channels, kernel_size=3, stride=expand, padding=1, bias=not batchnorm)\n        self.bn2")]},
+        frozenset({"block.strides"})),
+    "one_by_one_shortcut": Sample("1x1 projection shortcut", {"resnet": [(
+        "self.shortcut_conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=expand, padding=1,",
+        "self.shortcut_conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=expand, padding=0,")]},
+        frozenset({"block.kernels"})),
+    "projection_when_e_is_1": Sample("a convolution shortcut even when expand=1", {"resnet": [
+        ("if residual and expand > 1:", "if residual:"),
+        ("self.shortcut_bn = nn.BatchNorm2d(out_channels) if batchnorm else None",
+         "self.shortcut_bn = nn.BatchNorm2d(out_channels) if batchnorm and expand > 1 else None")]},
+        frozenset({"block.shortcut"})),
+    "channels_capped": Sample("channels multiplied by at most 2", {"resnet": [(
+        "out_channels = in_channels * expand", "out_channels = in_channels * min(expand, 2)")]},
+        frozenset({"block.output_shapes"})),
+    "layer0_strided": Sample("layer0 halves the image", {"resnet": [(
+        "nn.Conv2d(3, base_channels, kernel_size=3, stride=1,", "nn.Conv2d(3, base_channels, kernel_size=3, stride=2,")]},
+        frozenset({"model.layer0"})),
+    "fixed_pooling": Sample("pooling that only fits 32x32 images", {"resnet": [(
+        "F.adaptive_avg_pool2d(x, 1).flatten(1)", "F.avg_pool2d(x, 8).flatten(1)")]},
+        frozenset({"model.output_sizes"})),
+    "block_missing": Sample("one Block fewer than expands", {"resnet": [(
+        "for e in expands:", "for e in expands[:-1]:")]}, frozenset({"model.blocks"})),
+    "config_does_not_build": Sample("Model cannot build the submitted configuration", {"resnet": [(
+        "        self.act = getattr(F, activation)\n        self.layer0_conv",
+        "        assert base_channels <= 16, 'too wide'\n        self.act = getattr(F, activation)\n        self.layer0_conv")]},
+        frozenset({"model.from_config"})),
+    "two_augmentations": Sample("only two random augmentations", {"augmentation": [(
+        "    v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),\n", "")]},
+        frozenset({"augmentation.random"})),
+    "not_centred": Sample("training images in [0, 1]", {"augmentation": [(
+        "    v2.ToDtype(torch.float32, scale=True),  # to [0, 1]\n    v2.Lambda(lambda x: x - 0.5),           # to [-0.5, 0.5]\n])\n### END",
+        "    v2.ToDtype(torch.float32, scale=True),  # to [0, 1]\n])\n### END")]},
+        frozenset({"augmentation.output"})),
+    "extra_import": Sample("an import in a graded cell", {"resnet": [(
+        "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
+    "four_experiments": Sample("no experiment with both ablations", drop_rows=("04",), fails=frozenset({"training.experiments"})),
+    "index_unnamed": Sample("table index not called 'name'", table_edit="unnamed_index", fails=frozenset({"table.index"})),
+    "column_missing": Sample("batch_size column left out", table_edit="drop_batch_size", fails=frozenset({"table.columns"})),
+    "percent_accuracy": Sample("accuracies in percent", table_edit="percent", fails=frozenset({"table.values"})),
+    "not_best_configs": Sample("configs of a worse experiment", config_from="00", fails=frozenset({"table.best_configs"})),
+}
+
+
+def _edit_cells(nb, edits: dict) -> None:
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for old, new in edits.get(gid, []):
+            if old not in cell.source:
+                raise ValueError(f"sample edit not applicable to cell {gid!r}: {old!r}")
+            cell.source = cell.source.replace(old, new)
+
+
+def _write_table(folder: Path, sample: Sample) -> None:
+    rows = {}
+    for i, (bn, res, acc) in enumerate(EXPERIMENTS):
+        name = f"{i:02d}"
+        if name in sample.drop_rows:
+            continue
+        rows[name] = {**MODEL_CONFIG, "batchnorm": bn, "residual": res, **TRAIN_CONFIG,
+                      "train_loss": round(0.9 - acc / 2, 4), "test_loss": round(1.0 - acc / 2, 4),
+                      "train_acc": min(1.0, acc + 0.03), "test_acc": acc}
+        if name == "00":
+            rows[name]["optim_config"] = dict(lr=0.01, momentum=0.9)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "name"
+    if sample.table_edit == "unnamed_index":
+        table.index.name = None
+    elif sample.table_edit == "drop_batch_size":
+        table = table.drop(columns="batch_size")
+    elif sample.table_edit == "percent":
+        table[["train_acc", "test_acc"]] *= 100
+    table.to_excel(folder / "experiments.xlsx")
+    best = rows[sample.config_from]
+    save_yaml({k: best[k] for k in MODEL_CONFIG}, folder / "model_config.yaml")
+    save_yaml({k: best[k] for k in TRAIN_CONFIG}, folder / "train_config.yaml")
+
+
+def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Path:
+    """Write a submission folder: the reference with `sample`'s edits applied."""
+    sample = sample or Sample("the reference solution")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(SOURCE, as_version=4)
+    _edit_cells(nb, sample.edits)
+    if notebook_edit:
+        notebook_edit(nb)
+    nbformat.write(nb, folder / "HW4.ipynb")
+    _write_table(folder, sample)
+    return folder
+
+
+def build_blank(folder: Path) -> Path:
+    """The untouched student release, as submitted without any work."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RELEASE, folder / "HW4.ipynb")
+    return folder
+
+
+def zip_folder(folder: Path, zip_path: Path) -> Path:
+    from hw_utils import zip_files
+
+    zip_files(zip_path, *sorted(p for p in Path(folder).iterdir() if p.is_file()))
+    return zip_path
