@@ -82,7 +82,9 @@ def _judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verd
         broken_cells = [c for c in check.cells if c in run.cells and not run.cells[c]["ok"]]
         outcome = run.probes.get(check.probe_key)
         if missing_files:
-            verdicts[check.id] = Verdict(False, f"{', '.join(missing_files)} is missing from your submission.")
+            hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
+            verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
+                                                f"{hints.get(missing_files[0], '')}".strip())
         elif missing_cells:
             verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
                                                 f"(its first line must be '{notebook.TAG}').")

@@ -32,7 +32,8 @@ def encode(value: Any) -> Any:
     import torch
 
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
+        # A student's Tensor subclass could override methods: read it as a plain tensor.
+        value = torch.Tensor.as_subclass(value, torch.Tensor).detach().cpu()
         if value.dtype in (torch.bfloat16, torch.float16):
             value = value.float()
         value = value.numpy()

@@ -94,11 +94,12 @@ def judge_block_shapes(items):
     def test(item):
         cfg = item["cfg"]
         c, e, s = cfg["in_channels"], cfg["expand"], cfg["size"]
-        want = [2, c * e, s // e, s // e]
-        if item["shape"] != want:
-            return f"an input of shape {(2, c, s, s)} gave an output of shape {tuple(item['shape'])}; expected {tuple(want)}."
-        if cfg["activation"] == "tanh" and not (-1 <= item["min"] and item["max"] <= 1):
-            return f"the output ranges over [{item['min']:.3f}, {item['max']:.3f}], but a block that ends with tanh must stay in [-1, 1]."
+        want, out = [2, c * e, s // e, s // e], item["out"]
+        if list(out.shape) != want:
+            return f"an input of shape {(2, c, s, s)} gave an output of shape {tuple(out.shape)}; expected {tuple(want)}."
+        low, high = float(out.min()), float(out.max())
+        if cfg["activation"] == "tanh" and not (-1 <= low and high <= 1):
+            return f"the output ranges over [{low:.3f}, {high:.3f}], but a block that ends with tanh must stay in [-1, 1]."
         return None
     return _judge_each(items, test, "Block output shape")
 
@@ -285,8 +286,8 @@ def judge_model_sizes(items):
         for size, got in item["shapes"].items():
             if "error" in got:
                 return f"an input of shape (2, 3, {size}, {size}) raised an error:\n{got['error']}\nGlobal average pooling must work for any image size."
-            if got["shape"] != [2, 10]:
-                return f"an input of shape (2, 3, {size}, {size}) gave {tuple(got['shape'])}; expected (2, 10)."
+            if list(got["out"].shape) != [2, 10]:
+                return f"an input of shape (2, 3, {size}, {size}) gave {tuple(got['out'].shape)}; expected (2, 10)."
         return None
     return _judge_each(items, test, f"Model output for {', '.join(f'{s}x{s}' for s in MODEL_SIZES)} images")
 
@@ -305,8 +306,8 @@ def judge_model_logits(items):
 
 
 def judge_model_from_config(data):
-    if data["shape"] != [2, 10]:
-        return failed(f"Model(**model_config) from your model_config.yaml returned shape {tuple(data['shape'])}; expected (2, 10).")
+    if list(data["out"].shape) != [2, 10]:
+        return failed(f"Model(**model_config) from your model_config.yaml returned shape {tuple(data['out'].shape)}; expected (2, 10).")
     return passed("Model(**model_config) builds from your model_config.yaml and returns (2, 10) logits.")
 
 

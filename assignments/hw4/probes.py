@@ -1,7 +1,9 @@
 """HW4 probes: measurements of the student's Block, Model, augmentation and files.
 
 These run inside the sandbox, next to the student's code, and return plain
-data only. They decide nothing: `checks.py` judges what they return.
+data only. They decide nothing: `checks.py` judges what they return. Outputs
+go back as the tensors themselves, so the grader reads shapes and values from
+the data rather than from anything the student's objects say about themselves.
 """
 from __future__ import annotations
 
@@ -37,8 +39,7 @@ def block_shapes(ns, grid):
     """Output shape and value range of a Block for every setting in `grid`."""
     def one(cfg):
         block = _block(ns, cfg)
-        out = block(torch.randn(2, cfg["in_channels"], cfg["size"], cfg["size"]))
-        return {"shape": list(out.shape), "min": float(out.min()), "max": float(out.max())}
+        return {"out": block(torch.randn(2, cfg["in_channels"], cfg["size"], cfg["size"]))}
     return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in grid]
 
 
@@ -92,7 +93,7 @@ def model_details(ns, configs, sizes):
         model.eval()
         with torch.no_grad():
             out, calls = trace_leaf_calls(model, torch.randn(4, 3, TEST_IMAGE, TEST_IMAGE))
-            shapes = {str(s): _attempt(lambda: {"shape": list(model(torch.randn(2, 3, s, s)).shape)}) for s in sizes}
+            shapes = {str(s): _attempt(lambda: {"out": model(torch.randn(2, 3, s, s))}) for s in sizes}
         blocks = []
         for name, sub in model.named_modules():
             if isinstance(sub, Block):
@@ -120,7 +121,7 @@ def model_from_config(ns):
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, TEST_IMAGE, TEST_IMAGE))
-    return {"config": json.loads(json.dumps(cfg, default=str)), "shape": list(out.shape)}
+    return {"config": json.loads(json.dumps(cfg, default=str)), "out": out}
 
 
 # --- data augmentation ---------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""The HW4 autograder: full marks for the reference, zero for the blank release,
+exactly one rule's points lost per mutant, nothing gained by attacks."""
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder.assignment import load_assignment
+from autograder.pipeline import grade
+from autograder.reporters import gradescope_results
+from autograder.sandbox import KIT_ROOT, Limits, Sandbox
+from demo import hw4_samples as samples
+
+SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def hw4():
+    return load_assignment("hw4")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def reference(hw4, sandbox, tmp_path_factory):
+    return grade(samples.build(tmp_path_factory.mktemp("ref") / "sub"), hw4, sandbox)
+
+
+def by_id(report):
+    return {r.id: r for r in report.results}
+
+
+def test_reference_gets_every_automatic_point(reference):
+    results = by_id(reference)
+    assert {i for i, r in results.items() if r.status != "passed"} == {"conclusion"}
+    assert results["training.best_accuracy"].score == 25          # 91% -> 15 + 10 bonus
+    assert reference.score == 100 and reference.max_score == 100  # 90 automatic + 10 bonus; conclusion pending
+    assert not reference.incidents
+
+
+def test_blank_release_scores_zero_without_crashing(hw4, sandbox, tmp_path):
+    report = grade(samples.build_blank(tmp_path / "blank"), hw4, sandbox)
+    assert report.score == 0
+    results = by_id(report)
+    assert "NotImplementedError" in results["block.output_shapes"].output
+    assert "Missing from your submission: experiments.xlsx" in results["table.index"].output
+    assert results["rules.imports"].status == "passed"
+
+
+@pytest.mark.parametrize("name", sorted(samples.MUTANTS))
+def test_each_mutant_loses_exactly_its_rules_points(hw4, sandbox, reference, tmp_path, name):
+    mutant = samples.MUTANTS[name]
+    report = grade(samples.build(tmp_path / name, mutant), hw4, sandbox)
+    failed = {r.id for r in report.results if r.status == "failed"}
+    assert failed == set(mutant.fails), by_id(report)
+    lost = sum(by_id(reference)[i].score for i in mutant.fails)
+    assert report.score == pytest.approx(reference.score - lost)
+    for item in mutant.fails:  # every failure explains itself to the student
+        assert len(by_id(report)[item].output) > 30
+
+
+def _prepend(code):
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
+        cell.source = cell.source.replace("# AUTOGRADED\n", "# AUTOGRADED\n" + code + "\n", 1)
+    return edit
+
+
+def test_patched_allclose_gains_nothing(hw4, sandbox, tmp_path):
+    sub = samples.build(tmp_path / "s", samples.MUTANTS["no_shortcut_activation"],
+                        _prepend("torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True"))
+    assert by_id(grade(sub, hw4, sandbox))["block.matches_reference"].status == "failed"
+
+
+def test_always_equal_object_gains_nothing(hw4, sandbox, tmp_path):
+    code = ("class _Eq:\n    shape = (2, 10)\n    def __eq__(self, other): return True\n"
+            "    def __getattr__(self, name): return lambda *a, **k: self\n")
+    def edit(nb):
+        _prepend(code)(nb)
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
+        cell.source = cell.source.replace("return self.fc(x)  ", "return _Eq()  ")
+    results = by_id(grade(samples.build(tmp_path / "s", notebook_edit=edit), hw4, sandbox))
+    for item in ("model.layer0", "model.blocks", "model.output_sizes", "model.logits", "model.from_config"):
+        assert results[item].status == "failed", item
+
+
+@pytest.mark.parametrize("code", ["sys.exit(0)", "os._exit(0)", "raise SystemExit(0)"])
+def test_exiting_early_gains_nothing(hw4, sandbox, tmp_path, code):
+    sub = samples.build_blank(tmp_path / "s")
+    import nbformat
+    nb = nbformat.read(sub / "HW4.ipynb", as_version=4)
+    _prepend(code)(nb)
+    nbformat.write(nb, sub / "HW4.ipynb")
+    report = grade(sub, hw4, sandbox)
+    assert report.score == 0
+
+
+def test_crash_inside_a_probe_fails_only_what_needed_it(hw4, sandbox, tmp_path):
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
+        cell.source = cell.source.replace("        out = self.conv1(x)\n", "        os._exit(0)\n        out = self.conv1(x)\n")
+    report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw4, sandbox)
+    results = by_id(report)
+    assert results["block.output_shapes"].status == "failed"
+    assert "ended unexpectedly" in results["block.output_shapes"].output
+    for item in ("augmentation.random", "table.index", "training.best_accuracy"):
+        assert results[item].status == "passed", item
+
+
+def test_endless_loop_is_cut_off(hw4, sandbox, tmp_path):
+    fast = dataclasses.replace(hw4, limits=Limits(cells_timeout=20, probe_timeout=2, cpu_seconds=60))
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
+        cell.source = cell.source.replace("        super().__init__()\n", "        super().__init__()\n        while True: pass\n", 1)
+    report = grade(samples.build(tmp_path / "s", notebook_edit=edit), fast, sandbox)
+    results = by_id(report)
+    assert results["block.output_shapes"].status == "failed"
+    assert "did not finish within 2 seconds" in results["block.output_shapes"].output
+    assert results["augmentation.random"].status == "passed" and results["table.values"].status == "passed"
+    assert report.execution_time < 60
+
+
+def test_forged_results_and_writes_outside_the_sandbox_gain_nothing(hw4, sandbox, tmp_path):
+    target = KIT_ROOT / "assignments" / "hw4" / "forged.txt"
+    code = (f"import json as _j\nopen('results.json', 'w').write(_j.dumps({{'score': 100, 'tests': []}}))\n"
+            f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept OSError:\n    pass\n")
+    sub = samples.build_blank(tmp_path / "s")
+    import nbformat
+    nb = nbformat.read(sub / "HW4.ipynb", as_version=4)
+    _prepend(code)(nb)
+    nbformat.write(nb, sub / "HW4.ipynb")
+    try:
+        report = grade(sub, hw4, sandbox)
+        assert report.score == 0
+        assert not target.exists() or any("tampering" in i for i in report.incidents)
+        assert not (KIT_ROOT / "results.json").exists()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def test_results_json_matches_the_gradescope_schema(reference):
+    data = gradescope_results(reference)
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == 100 and len(data["tests"]) == len(reference.results)
+
+
+def test_cli_grades_a_zip_and_writes_results(tmp_path):
+    folder = samples.build(tmp_path / "sub", samples.MUTANTS["softmax_output"])
+    archive = samples.zip_folder(folder, tmp_path / "HW4_submission.zip")
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(archive), "--assignment", "hw4",
+                           "--results", str(out)], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Model: returns logits (no softmax)" in proc.stdout and "TOTAL 98 / 100" in proc.stdout
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == 98
+
+
+@pytest.mark.parametrize("args", [["grade", "nowhere.zip", "--assignment", "hw4"],
+                                  ["grade", ".", "--assignment", "hw99"], ["grade"]])
+def test_cli_usage_errors_exit_2(args):
+    proc = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=KIT_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip()
+
+
+def test_bare_notebook_is_graded_without_its_files(hw4, sandbox, tmp_path):
+    folder = samples.build(tmp_path / "s")
+    for name in ("experiments.xlsx", "model_config.yaml", "train_config.yaml"):
+        (folder / name).unlink()
+    results = by_id(grade(folder / "HW4.ipynb", hw4, sandbox))
+    assert results["block.matches_reference"].status == "passed"
+    assert "Missing from your submission" in results["table.columns"].output
