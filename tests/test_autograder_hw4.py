@@ -180,3 +180,16 @@ def test_bare_notebook_is_graded_without_its_files(hw4, sandbox, tmp_path):
     results = by_id(grade(folder / "HW4.ipynb", hw4, sandbox))
     assert results["block.matches_reference"].status == "passed"
     assert "Missing from your submission" in results["table.columns"].output
+
+
+def test_pytest_entry_grades_a_submission(tmp_path):
+    folder = samples.build(tmp_path / "sub", samples.MUTANTS["softmax_output"])
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "autograder/", "--submission", str(folder),
+                           "--assignment", "hw4", "--results", str(out), "-q", "-p", "no:cacheprovider"],
+                          cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1  # one rubric item failed
+    assert "1 failed, 23 passed, 1 skipped" in proc.stdout and "test_rubric_item[model.logits]" in proc.stdout
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == 98
