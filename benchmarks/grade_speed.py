@@ -1,0 +1,98 @@
+"""Grading speed: the kit's sandboxed grader against one Jupyter kernel per submission.
+
+Both run the same HW4 checks on the same submissions in one run. The baseline is
+the conventional way: a fresh kernel per submission (nbclient), executing the
+setup cell, the graded cells and the same probes, then judging their output.
+The kit forks each child from a zygote that has torch imported already.
+
+    python benchmarks/grade_speed.py [--n 20]
+
+Prints seconds per submission for each and the ratio. Timings on a shared
+machine are noisy: compare the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from autograder import notebook  # noqa: E402
+from autograder.assignment import load_assignment  # noqa: E402
+from autograder.pipeline import _judge_checks, grade  # noqa: E402
+from autograder.sandbox import KIT_ROOT, RunResult, Sandbox  # noqa: E402
+from demo import hw4_samples  # noqa: E402
+
+
+def kernel_grade(path: Path, hw4) -> float:
+    """Grade one submission in a fresh Jupyter kernel; returns the total score."""
+    sub = notebook.open_submission(path, path, hw4.notebook, list(hw4.graded_cells), [f["name"] for f in hw4.required_files])
+    probes = {c.probe_key: {"probe": c.probe, "args": dict(c.args)} for c in hw4.checks}
+    cells = [nbformat.v4.new_code_cell(f"import os, sys; sys.path.insert(0, {str(KIT_ROOT)!r}); os.chdir({str(path)!r})\n"
+                                       f"from autograder.child import load_module_from\n"
+                                       f"probes = load_module_from({str(hw4.probes_path)!r}, 'p')")]
+    cells.append(nbformat.v4.new_code_cell(notebook.setup_source(hw4.source_notebook, hw4.setup_cell)))
+    for gid, options in hw4.graded_cells.items():
+        stub = f"probes.{options['stub']}(globals())\n" if options.get("stub") else ""
+        cells.append(nbformat.v4.new_code_cell(stub + sub.cells.get(gid, "")))
+    cells.append(nbformat.v4.new_code_cell(
+        "import json, torch\nfrom autograder.probes import encode\nout = {}\n"
+        f"for key, p in {probes!r}.items():\n"
+        "    torch.manual_seed(0)\n"
+        "    try:\n        out[key] = {'ok': True, 'data': encode(getattr(probes, p['probe'])(globals(), **p['args']))}\n"
+        "    except Exception as e:\n        out[key] = {'ok': False, 'error': repr(e)}\n"
+        "print(json.dumps(out))"))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    run = RunResult(cells={gid: {"ok": True, "error": ""} for gid in sub.cells}, probes=json.loads(text))
+    verdicts = _judge_checks(sub, hw4, run)
+    return sum(1 for v in verdicts.values() if v.passed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20, help="submissions graded in a row")
+    args = parser.parse_args()
+    hw4 = load_assignment("hw4")
+    names = sorted(hw4_samples.MUTANTS)
+    with tempfile.TemporaryDirectory() as tmp:
+        subs = [hw4_samples.build(Path(tmp) / f"s{i:02d}", hw4_samples.MUTANTS[names[i % len(names)]] if i else None)
+                for i in range(args.n)]
+
+        start = time.perf_counter()
+        sandbox = Sandbox()
+        sandbox.start()
+        startup = time.perf_counter() - start
+        start = time.perf_counter()
+        kit_passed = sum(r.status == "passed" for r in grade(subs[0], hw4, sandbox).results if r.id.startswith(("block", "model", "aug", "table", "training")))
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        for path in subs:
+            grade(path, hw4, sandbox)
+        kit_each = (time.perf_counter() - start) / len(subs)
+        sandbox.close()
+
+        start = time.perf_counter()
+        kernel_passed = kernel_grade(subs[0], hw4)
+        kernel_first = time.perf_counter() - start
+        assert kernel_passed == kit_passed, (kernel_passed, kit_passed)  # the same checks, the same outcome
+        start = time.perf_counter()
+        for path in subs:
+            kernel_grade(path, hw4)
+        kernel_each = (time.perf_counter() - start) / len(subs)
+
+    print(f"\nHW4, {args.n} submissions in a row (reference and mutants), same checks:")
+    print(f"  kit sandbox (zygote)   start-up {startup:5.2f} s once; first {first:5.2f} s; {kit_each:5.2f} s per submission")
+    print(f"  kernel per submission  first {kernel_first:5.2f} s; {kernel_each:5.2f} s per submission")
+    print(f"  ratio (kernel / kit, per submission): {kernel_each / kit_each:5.1f}x")
+
+
+if __name__ == "__main__":
+    main()
