@@ -108,7 +108,6 @@ def _child(req: dict) -> None:
     code = 0
     try:
         job, events_fd, notes = _enter_sandbox(req)
-        job["isolation_notes"] = notes
         os.write(events_fd, (json.dumps({"event": "isolation", "notes": notes, "nonce": job["nonce"]}) + "\n").encode())
         import torch
         torch.set_num_threads(1)
