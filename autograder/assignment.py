@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .checks import Check
+from .notebook import setup_source
 from .sandbox import KIT_ROOT, Limits
 from .scoring import RubricItem
 
@@ -23,6 +24,7 @@ class Assignment:
     notebook: str
     source_notebook: Path
     setup_cell: str
+    setup_source: str             # that cell's code, read once from the source notebook
     graded_cells: dict            # grade_id -> {"stub": probe-module function run before the cell}
     allowed_imports: tuple[str, ...]
     required_files: tuple[dict, ...]
@@ -63,6 +65,7 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
     return Assignment(
         name=name, title=spec["title"], folder=folder, notebook=spec["notebook"],
         source_notebook=root / spec["source_notebook"], setup_cell=spec["setup_cell"],
+        setup_source=setup_source(root / spec["source_notebook"], spec["setup_cell"]),
         graded_cells={k: v or {} for k, v in spec["graded_cells"].items()},
         allowed_imports=tuple(spec.get("allowed_imports", ())),
         required_files=tuple(spec.get("required_files", ())), submission_zip=spec["submission_zip"],

@@ -53,14 +53,14 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
             return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),
                           time.monotonic() - start, notes=[str(err)])
         run = _run_in_sandbox(sub, assignment, sandbox)
-        verdicts = {**_judge_rules(sub, assignment), **_judge_checks(sub, assignment, run)}
+        verdicts = {**judge_rules(sub, assignment), **judge_checks(sub, assignment, run)}
     results = scoring.resolve(list(assignment.items), verdicts)
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
                   notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation)
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
-    cells = [{"id": assignment.setup_cell, "source": notebook.setup_source(assignment.source_notebook, assignment.setup_cell)}]
+    cells = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
     for gid, options in assignment.graded_cells.items():
         if gid in sub.cells:
             cells.append({"id": gid, "source": notebook.strip_magics(sub.cells[gid]), "stub": options.get("stub")})
@@ -74,7 +74,7 @@ def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: S
     return sandbox.run(cells, probes, assignment.probes_path, files, assignment.limits)
 
 
-def _judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdict]:
+def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdict]:
     verdicts = {}
     for check in assignment.checks:
         missing_files = [f for f in check.files if f not in sub.files]
@@ -104,7 +104,7 @@ def _judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verd
     return verdicts
 
 
-def _judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
+def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
     cell_problems = [p for p in sub.problems if "graded cell" in p]
     violations = {gid: notebook.disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in sub.cells.items()}
     violations = {gid: names for gid, names in violations.items() if names}

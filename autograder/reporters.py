@@ -52,11 +52,11 @@ def text_table(report: Report, width: int = 100) -> str:
     for note in report.notes + report.incidents:
         lines.append(f"  ! {note.splitlines()[0]}")
     lines.append(f"{'points':>11}  {'status':<7}  check")
-    section = None
+    sections, section = section_totals(report.results), None
     for r in report.results:
         if r.section != section:
             section = r.section
-            s, m = section_totals(report.results)[section]
+            s, m = sections[section]
             lines.append(f"-- {section} ({s:g}/{m:g})")
         first = r.output.strip().splitlines()[0] if r.output.strip() else ""
         line = f"{r.score:>5g}/{r.max_score:<5g}  {r.status:<7}  {r.name}"
@@ -72,11 +72,11 @@ def markdown_feedback(report: Report) -> str:
     out = [f"# Feedback: {report.assignment}", "", f"**Score: {report.score:g} / {report.max_score:g}**", ""]
     for note in report.notes + report.incidents:
         out += [f"> {note}", ""]
-    section = None
+    sections, section = section_totals(report.results), None
     for r in report.results:
         if r.section != section:
             section = r.section
-            s, m = section_totals(report.results)[section]
+            s, m = sections[section]
             out += [f"## {section} ({s:g}/{m:g})", ""]
         mark = {"passed": "✅", "failed": "❌", "pending": "⏳"}[r.status]
         out.append(f"- {mark} **{r.name}**: {r.score:g}/{r.max_score:g}")

@@ -83,6 +83,44 @@ def fingerprint(*folders: Path) -> dict:
     return prints
 
 
+@dataclass
+class _Watch:
+    """What the grader has seen of one child so far."""
+    deadline: float                 # monotonic time when the current phase or probe runs out
+    current: str | None = "cells"   # the cell or probe in progress (None between probes)
+    phase: str = "cells"            # "cells", then "probes"
+    done: bool = False              # the child reported that everything ran
+    killed_for: str | None = None   # what was running when the grader killed the child
+    exit_code: int | None = None
+
+    def apply(self, record: dict, result: RunResult, limits: Limits) -> None:
+        kind = record["event"]
+        if kind == "isolation":
+            result.isolation = record["notes"]
+        elif kind == "cell_start":
+            self.current = f"cell {record['id']}"
+        elif kind == "cell":
+            result.cells[record["id"]] = {"ok": record["ok"], "error": record.get("error", "")}
+        elif kind == "start":
+            self.current, self.phase = record["key"], "probes"
+            self.deadline = time.monotonic() + limits.probe_timeout
+        elif kind == "result":
+            result.probes[record["key"]] = {"ok": True, "data": record["data"]}
+            self.current = None
+        elif kind == "error":
+            result.probes[record["key"]] = {"ok": False, "error": record["error"]}
+            self.current = None
+        elif kind == "done":
+            self.done, self.current = True, None
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class Sandbox:
     """One zygote; `run` grades one job at a time. Use as a context manager."""
 
@@ -154,6 +192,19 @@ class Sandbox:
 
     def _run_once(self, tmp: Path, cells, probes, probes_path, files, limits: Limits, result: RunResult):
         """One child. Returns the probes that still have no outcome."""
+        request, nonce = self._prepare(tmp, cells, probes, probes_path, files, limits)
+        self._zygote.stdin.write(json.dumps(request) + "\n")
+        self._zygote.stdin.flush()
+        started = self._read_message(timeout=30)
+        if started is None:
+            raise SandboxError("the sandbox did not start a child")
+        watch = self._watch(started["pid"], Path(request["events_path"]), nonce, limits, result)
+        result.output = self._tail(Path(request["output_path"]), limits.output_kb * 1024)
+        return self._conclude(watch, cells, probes, limits, result)
+
+    def _prepare(self, tmp: Path, cells, probes, probes_path, files, limits: Limits):
+        """A private folder for one child: its job, its events and output files, and
+        a work folder holding copies of the submitted files. Returns the request."""
         attempt = tmp / secrets.token_hex(4)
         work = attempt / "work"
         work.mkdir(parents=True)
@@ -164,88 +215,62 @@ class Sandbox:
             for path in [work, *work.iterdir()]:
                 os.chown(path, self.uid, self.uid)
         nonce = secrets.token_hex(16)
-        job = {"nonce": nonce, "cells": cells, "probes": probes, "probes_path": str(probes_path)}
-        paths = {name: attempt / f"{name}" for name in ("job.json", "events.jsonl", "output.txt")}
-        paths["job.json"].write_text(json.dumps(job))
-        paths["events.jsonl"].touch()
-        paths["output.txt"].touch()
-
-        request = {"job_path": str(paths["job.json"]), "events_path": str(paths["events.jsonl"]),
-                   "output_path": str(paths["output.txt"]), "work_dir": str(work), "uid": self.uid,
+        (attempt / "job.json").write_text(json.dumps(
+            {"nonce": nonce, "cells": cells, "probes": probes, "probes_path": str(probes_path)}))
+        for name in ("events.jsonl", "output.txt"):
+            (attempt / name).touch()
+        request = {"job_path": str(attempt / "job.json"), "events_path": str(attempt / "events.jsonl"),
+                   "output_path": str(attempt / "output.txt"), "work_dir": str(work), "uid": self.uid,
                    "limits": asdict(limits)}
-        self._zygote.stdin.write(json.dumps(request) + "\n")
-        self._zygote.stdin.flush()
-        started = self._read_message(timeout=30)
-        if started is None:
-            raise SandboxError("the sandbox did not start a child")
-        pid = started["pid"]
+        return request, nonce
 
-        events = open(paths["events.jsonl"])
-        current, phase = "cells", "cells"
-        deadline = time.monotonic() + limits.cells_timeout
-        killed_for, exit_code, done = None, None, False
+    def _watch(self, pid: int, events_path: Path, nonce: str, limits: Limits, result: RunResult) -> "_Watch":
+        """Follow the child's events until it exits; kill it when its current cell
+        phase or probe runs past its wall-clock limit."""
+        watch = _Watch(deadline=time.monotonic() + limits.cells_timeout)
         buffer = ""
-        while True:
-            message = self._read_message(timeout=0.01)
-            buffer += events.read()
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                record = self._parse_event(line, nonce)
-                if record is None:
-                    continue
-                kind = record["event"]
-                if kind == "isolation":
-                    result.isolation = record["notes"]
-                elif kind == "cell_start":
-                    current = f"cell {record['id']}"
-                elif kind == "cell":
-                    result.cells[record["id"]] = {"ok": record["ok"], "error": record.get("error", "")}
-                elif kind == "start":
-                    current, phase = record["key"], "probes"
-                    deadline = time.monotonic() + limits.probe_timeout
-                elif kind in ("result", "error"):
-                    result.probes[record["key"]] = ({"ok": True, "data": record["data"]} if kind == "result"
-                                                    else {"ok": False, "error": record["error"]})
-                    current = None
-                elif kind == "done":
-                    done, current = True, None
-            if message is not None and "exit" in message:
-                exit_code = message["exit"]
-                break
-            if killed_for is None and time.monotonic() > deadline:
-                killed_for = current
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        events.close()
-        try:
-            os.killpg(pid, signal.SIGKILL)  # anything the child left in its group
-        except ProcessLookupError:
-            pass
-        result.output = self._tail(paths["output.txt"], limits.output_kb * 1024)
+        with open(events_path) as events:
+            while True:
+                message = self._read_message(timeout=0.01)
+                buffer += events.read()
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    record = self._parse_event(line, nonce)
+                    if record is not None:
+                        watch.apply(record, result, limits)
+                if message is not None and "exit" in message:
+                    watch.exit_code = message["exit"]
+                    break
+                if watch.killed_for is None and time.monotonic() > watch.deadline:
+                    watch.killed_for = watch.current
+                    _kill_group(pid)
+        _kill_group(pid)  # anything the child left in its group
+        return watch
 
-        if done:
+    @staticmethod
+    def _conclude(watch: "_Watch", cells, probes, limits: Limits, result: RunResult):
+        """Record why an unfinished child stopped; return the probes still to run."""
+        if watch.done:
             return []
-        if killed_for is not None:
-            seconds = limits.cells_timeout if phase == "cells" else limits.probe_timeout
+        if watch.killed_for is not None:
+            seconds = limits.cells_timeout if watch.phase == "cells" else limits.probe_timeout
             reason = f"it did not finish within {seconds:g} seconds (an endless loop, or far too slow)"
-        elif exit_code == -signal.SIGXCPU or exit_code == -signal.SIGKILL:
+        elif watch.exit_code in (-signal.SIGXCPU, -signal.SIGKILL):
             reason = f"the process was stopped after using its {limits.cpu_seconds} CPU seconds or its memory"
         else:
-            reason = f"the process ended unexpectedly (exit code {exit_code}), e.g. sys.exit(), os._exit() or a crash"
-        if current is not None or killed_for is not None:
-            result.incidents.append(f"{killed_for or current}: {reason}")
+            reason = f"the process ended unexpectedly (exit code {watch.exit_code}), e.g. sys.exit(), os._exit() or a crash"
+        if watch.current is not None or watch.killed_for is not None:
+            result.incidents.append(f"{watch.killed_for or watch.current}: {reason}")
 
         remaining = [p for p in probes if p["key"] not in result.probes]
-        if phase == "cells":  # the cells themselves never finished: nothing can be measured
+        if watch.phase == "cells":  # the cells themselves never finished: nothing can be measured
             for cell in cells:
                 result.cells.setdefault(cell["id"], {"ok": False, "error": f"This cell was not completed: {reason}."})
             for p in remaining:
                 result.probes[p["key"]] = {"ok": False, "error": f"The graded cells could not be run: {reason}."}
             return []
-        if remaining and remaining[0]["key"] == current:
-            result.probes[current] = {"ok": False, "error": f"Grading this stopped: {reason}."}
+        if remaining and remaining[0]["key"] == watch.current:
+            result.probes[watch.current] = {"ok": False, "error": f"Grading this stopped: {reason}."}
             remaining = remaining[1:]
         return remaining
 

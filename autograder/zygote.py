@@ -114,6 +114,8 @@ def _child(req: dict) -> None:
         from autograder.child import run
         run(job, events_fd)
     except BaseException:
+        import traceback
+        traceback.print_exc()  # stderr is the captured output file by now, or the zygote's
         code = 70
     finally:
         os._exit(code)

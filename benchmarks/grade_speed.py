@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autograder import notebook  # noqa: E402
 from autograder.assignment import load_assignment  # noqa: E402
-from autograder.pipeline import _judge_checks, grade  # noqa: E402
+from autograder.pipeline import judge_checks, grade  # noqa: E402
 from autograder.sandbox import KIT_ROOT, RunResult, Sandbox  # noqa: E402
 from demo import hw4_samples  # noqa: E402
 
@@ -37,7 +37,7 @@ def kernel_grade(path: Path, hw4) -> float:
     cells = [nbformat.v4.new_code_cell(f"import os, sys; sys.path.insert(0, {str(KIT_ROOT)!r}); os.chdir({str(path)!r})\n"
                                        f"from autograder.child import load_module_from\n"
                                        f"probes = load_module_from({str(hw4.probes_path)!r}, 'p')")]
-    cells.append(nbformat.v4.new_code_cell(notebook.setup_source(hw4.source_notebook, hw4.setup_cell)))
+    cells.append(nbformat.v4.new_code_cell(hw4.setup_source))
     for gid, options in hw4.graded_cells.items():
         stub = f"probes.{options['stub']}(globals())\n" if options.get("stub") else ""
         cells.append(nbformat.v4.new_code_cell(stub + sub.cells.get(gid, "")))
@@ -52,7 +52,7 @@ def kernel_grade(path: Path, hw4) -> float:
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     run = RunResult(cells={gid: {"ok": True, "error": ""} for gid in sub.cells}, probes=json.loads(text))
-    verdicts = _judge_checks(sub, hw4, run)
+    verdicts = judge_checks(sub, hw4, run)
     return sum(1 for v in verdicts.values() if v.passed)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import nbformat
 import pytest
 
 from autograder.assignment import load_assignment
@@ -67,11 +68,25 @@ def test_each_mutant_loses_exactly_its_rules_points(hw4, sandbox, reference, tmp
         assert len(by_id(report)[item].output) > 30
 
 
+def _edit_cell(nb, old, new, grade_id="resnet", count=-1):
+    """Replace `old` by `new` in the graded cell `grade_id` of notebook `nb`."""
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    assert old in cell.source
+    cell.source = cell.source.replace(old, new, count)
+
+
 def _prepend(code):
-    def edit(nb):
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
-        cell.source = cell.source.replace("# AUTOGRADED\n", "# AUTOGRADED\n" + code + "\n", 1)
-    return edit
+    """A notebook edit that puts `code` right after the resnet cell's '# AUTOGRADED' line."""
+    return lambda nb: _edit_cell(nb, "# AUTOGRADED\n", "# AUTOGRADED\n" + code + "\n", count=1)
+
+
+def _blank_with(folder, code):
+    """The blank release with `code` at the top of its resnet cell."""
+    sub = samples.build_blank(folder)
+    nb = nbformat.read(sub / "HW4.ipynb", as_version=4)
+    _prepend(code)(nb)
+    nbformat.write(nb, sub / "HW4.ipynb")
+    return sub
 
 
 def test_patched_allclose_gains_nothing(hw4, sandbox, tmp_path):
@@ -85,8 +100,7 @@ def test_always_equal_object_gains_nothing(hw4, sandbox, tmp_path):
             "    def __getattr__(self, name): return lambda *a, **k: self\n")
     def edit(nb):
         _prepend(code)(nb)
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
-        cell.source = cell.source.replace("return self.fc(x)  ", "return _Eq()  ")
+        _edit_cell(nb, "return self.fc(x)  ", "return _Eq()  ")
     results = by_id(grade(samples.build(tmp_path / "s", notebook_edit=edit), hw4, sandbox))
     for item in ("model.layer0", "model.blocks", "model.output_sizes", "model.logits", "model.from_config"):
         assert results[item].status == "failed", item
@@ -94,19 +108,12 @@ def test_always_equal_object_gains_nothing(hw4, sandbox, tmp_path):
 
 @pytest.mark.parametrize("code", ["sys.exit(0)", "os._exit(0)", "raise SystemExit(0)"])
 def test_exiting_early_gains_nothing(hw4, sandbox, tmp_path, code):
-    sub = samples.build_blank(tmp_path / "s")
-    import nbformat
-    nb = nbformat.read(sub / "HW4.ipynb", as_version=4)
-    _prepend(code)(nb)
-    nbformat.write(nb, sub / "HW4.ipynb")
-    report = grade(sub, hw4, sandbox)
+    report = grade(_blank_with(tmp_path / "s", code), hw4, sandbox)
     assert report.score == 0
 
 
 def test_crash_inside_a_probe_fails_only_what_needed_it(hw4, sandbox, tmp_path):
-    def edit(nb):
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
-        cell.source = cell.source.replace("        out = self.conv1(x)\n", "        os._exit(0)\n        out = self.conv1(x)\n")
+    edit = lambda nb: _edit_cell(nb, "        out = self.conv1(x)\n", "        os._exit(0)\n        out = self.conv1(x)\n")
     report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw4, sandbox)
     results = by_id(report)
     assert results["block.output_shapes"].status == "failed"
@@ -117,9 +124,7 @@ def test_crash_inside_a_probe_fails_only_what_needed_it(hw4, sandbox, tmp_path):
 
 def test_endless_loop_is_cut_off(hw4, sandbox, tmp_path):
     fast = dataclasses.replace(hw4, limits=Limits(cells_timeout=20, probe_timeout=2, cpu_seconds=60))
-    def edit(nb):
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "resnet")
-        cell.source = cell.source.replace("        super().__init__()\n", "        super().__init__()\n        while True: pass\n", 1)
+    edit = lambda nb: _edit_cell(nb, "        super().__init__()\n", "        super().__init__()\n        while True: pass\n", count=1)
     report = grade(samples.build(tmp_path / "s", notebook_edit=edit), fast, sandbox)
     results = by_id(report)
     assert results["block.output_shapes"].status == "failed"
@@ -132,11 +137,7 @@ def test_forged_results_and_writes_outside_the_sandbox_gain_nothing(hw4, sandbox
     target = KIT_ROOT / "assignments" / "hw4" / "forged.txt"
     code = (f"import json as _j\nopen('results.json', 'w').write(_j.dumps({{'score': 100, 'tests': []}}))\n"
             f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept OSError:\n    pass\n")
-    sub = samples.build_blank(tmp_path / "s")
-    import nbformat
-    nb = nbformat.read(sub / "HW4.ipynb", as_version=4)
-    _prepend(code)(nb)
-    nbformat.write(nb, sub / "HW4.ipynb")
+    sub = _blank_with(tmp_path / "s", code)
     try:
         report = grade(sub, hw4, sandbox)
         assert report.score == 0
