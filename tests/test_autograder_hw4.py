@@ -2,6 +2,7 @@
 exactly one rule's points lost per mutant, nothing gained by attacks."""
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,29 @@ def test_forged_results_and_writes_outside_the_sandbox_gain_nothing(hw4, sandbox
         assert not (KIT_ROOT / "results.json").exists()
     finally:
         target.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="read-only mounts and PID namespaces need a grader running as root")
+def test_as_root_the_child_can_write_only_its_work_folder_and_cannot_reach_the_grader(hw4, sandbox, tmp_path):
+    code = (f"for _path in ({str(KIT_ROOT / 'hw_utils' / 'x.py')!r}, {str(tmp_path / 'x')!r}, 'mine.txt'):\n"
+            f"    try:\n        open(_path, 'w').write('x'); print('WROTE', _path)\n"
+            f"    except OSError as _err:\n        print('REFUSED', _path, _err.strerror)\n"
+            f"try:\n    os.kill({os.getpid()}, 0); print('GRADER REACHABLE')\n"
+            f"except OSError:\n    print('GRADER UNREACHABLE')\n")
+    report = grade(_blank_with(tmp_path / "s", code), hw4, sandbox)
+    assert report.isolation == []
+    assert "REFUSED " + str(KIT_ROOT / "hw_utils" / "x.py") + " Read-only file system" in report.output
+    assert "REFUSED " + str(tmp_path / "x") in report.output
+    assert "WROTE mine.txt" in report.output and "GRADER UNREACHABLE" in report.output
+    assert not (KIT_ROOT / "hw_utils" / "x.py").exists() and not (tmp_path / "x").exists()
+    assert not report.incidents
+
+
+def test_cpu_limit_stops_a_busy_child(hw4, sandbox, tmp_path):
+    tight = dataclasses.replace(hw4, limits=Limits(cpu_seconds=2, cells_timeout=30))
+    report = grade(_blank_with(tmp_path / "s", "while True: pass"), tight, sandbox)
+    assert report.score == 0
+    assert any("CPU seconds" in i for i in report.incidents), report.incidents
 
 
 def test_results_json_matches_the_gradescope_schema(reference):
