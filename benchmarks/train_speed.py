@@ -1,18 +1,25 @@
 """Training speed: hw_utils.train against the course's original loop, in one run.
 
-Both train the same model (same initial weights) on the same CIFAR-shaped data
-(uint8 images turned into PIL images and transformed per sample, as
-torchvision's CIFAR10 dataset does) for the same epochs and batch size. The
-baseline re-implements the original loop faithfully: no DataLoader workers,
-a `.item()` host sync on every batch, no inference mode. Both do the same
-work per epoch: a training pass, an eval pass over the training set, a pass
-over the test set, and checkpoint files.
+All runs train the same model (same initial weights) on the same generated
+CIFAR-shaped uint8 images, for the same epochs and batch size:
 
-    python benchmarks/train_speed.py                       # CPU, small convnet
-    python benchmarks/train_speed.py --model resnet18      # a ResNet-sized model (GPU)
+  (a) original loop         the course's loop re-implemented faithfully: images
+                            turned into PIL images and transformed per sample
+                            (crop, flip) in the main process, a `.item()` host
+                            sync every batch, no inference mode;
+  (b) train() + DataLoader  the same per-sample transforms, hw_utils's loop;
+  (c) train() + DeviceImages the images kept on the device as uint8, cropped and
+                            flipped in whole batches there (hw_utils.data);
+  (d) with --fast: (c) plus precision='auto' and channels_last (and --compile).
 
-Prints training-set images per second (epochs x train images / wall time) for
-each and the ratio. Timings on a shared machine are noisy: compare ratios.
+Each does the same work per epoch: a training pass, an eval pass over the
+training set, a test pass, and checkpoint files.
+
+    python benchmarks/train_speed.py                              # CPU, small HW4 model
+    python benchmarks/train_speed.py --model hw4 --fast           # the HW4 fast reference model (GPU)
+
+Prints training-set images per second (epochs x train images / wall time) and
+ratios to (a). Timings on a shared machine are noisy: compare ratios.
 """
 from __future__ import annotations
 
@@ -32,8 +39,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hw_utils import train  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from hw_utils import DeviceImages, train  # noqa: E402
+
+# The HW4 fast reference configuration (source/hw4/HW4.ipynb) and a small one for CPUs.
+HW4_CONFIGS = {
+    "hw4": dict(base_channels=64, expands=[1, 2, 1, 2, 2, 1], activation="relu", batchnorm=True, residual=True),
+    "hw4-small": dict(base_channels=16, expands=[1, 2, 2], activation="relu", batchnorm=True, residual=True),
+}
 
 
 class FakeCIFAR(Dataset):
@@ -57,7 +71,23 @@ TRAIN_TF = v2.Compose([v2.ToImage(), v2.RandomCrop(32, padding=4), v2.RandomHori
 TEST_TF = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Lambda(lambda x: x - 0.5)])
 
 
+def hw4_model_class():
+    """The reference Model of HW4, taken from the instructor's source notebook."""
+    import json
+    from typing import Sequence
+
+    import torch.nn.functional as F
+
+    nb = json.loads((REPO / "source" / "hw4" / "HW4.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "resnet")
+    namespace = {"torch": torch, "nn": nn, "F": F, "Sequence": Sequence}
+    exec("".join(cell["source"]), namespace)
+    return namespace["Model"]
+
+
 def make_model(name: str) -> nn.Module:
+    if name in HW4_CONFIGS:
+        return hw4_model_class()(**HW4_CONFIGS[name])
     if name == "resnet18":
         from torchvision.models import resnet18
         return resnet18(num_classes=10)
@@ -123,12 +153,13 @@ def timed(fn, device) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--model", choices=("small", "resnet18"), default="small")
+    parser.add_argument("--model", choices=("hw4-small", "hw4", "small", "resnet18"), default="hw4-small")
     parser.add_argument("--n-train", type=int, default=2048)
     parser.add_argument("--n-test", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--fast", action="store_true", help="also time train(precision='auto', channels_last=True)")
+    parser.add_argument("--fast", action="store_true", help="also time (d): DeviceImages + precision='auto' + channels_last")
+    parser.add_argument("--compile", action="store_true", help="with --fast: also torch.compile the model")
     args = parser.parse_args()
 
     train_data = FakeCIFAR(args.n_train, TRAIN_TF, seed=0)
@@ -149,20 +180,25 @@ def main() -> None:
         # A short warm-up so neither side pays for first-use initialisation.
         warm = FakeCIFAR(64, TRAIN_TF, seed=2)
         original_loop(f"{tmp}/warm", fresh_model(), **{**common, "train_data": warm, "test_data": warm, "n_epochs": 1})
-        runs["original loop"] = timed(lambda: original_loop(f"{tmp}/orig", fresh_model(), **common), args.device)
-        runs["hw_utils.train"] = timed(lambda: train(f"{tmp}/new", fresh_model(), **common), args.device)
+        runs["(a) original loop"] = timed(lambda: original_loop(f"{tmp}/orig", fresh_model(), **common), args.device)
+        runs["(b) train + DataLoader"] = timed(lambda: train(f"{tmp}/loader", fresh_model(), **common), args.device)
+        device_common = {**common,
+                         "train_data": DeviceImages(train_data.data, train_data.targets, train=True, device=args.device),
+                         "test_data": DeviceImages(test_data.data, test_data.targets, train=False, device=args.device)}
+        runs["(c) train + DeviceImages"] = timed(lambda: train(f"{tmp}/device", fresh_model(), **device_common), args.device)
         if args.fast:
-            runs["hw_utils.train fast"] = timed(
-                lambda: train(f"{tmp}/fast", fresh_model(), precision="auto", channels_last=True, **common), args.device)
+            label = "(d) (c) + amp + ch.last" + (" + compile" if args.compile else "")
+            runs[label] = timed(lambda: train(f"{tmp}/fast", fresh_model(), precision="auto", channels_last=True,
+                                              compile=args.compile, **device_common), args.device)
 
     images = args.epochs * args.n_train
-    base = images / runs["original loop"]
+    base = images / runs["(a) original loop"]
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
     print(f"\nmodel={args.model} device={args.device} ({device_name}) epochs={args.epochs} "
           f"train={args.n_train} test={args.n_test} batch={args.batch_size}")
     for name, seconds in runs.items():
         rate = images / seconds
-        print(f"  {name:<22} {seconds:8.2f} s  {rate:9.1f} train images/s  ratio {rate / base:5.2f}x")
+        print(f"  {name:<34} {seconds:8.2f} s  {rate:9.1f} train images/s  ratio {rate / base:5.2f}x")
 
 
 if __name__ == "__main__":

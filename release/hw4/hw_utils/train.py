@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .data import DeviceBatches, DeviceImages
 from .device import autocast_dtype, best_device, resolve_precision
 from .io import atomic_write
 from .tracker import Tracker
@@ -71,6 +72,7 @@ def train(
     channels_last=False,
     num_workers="auto",
     scheduler_step="auto",
+    compile=False,
 ) -> Tracker:
     """Train `model` and save everything under `save_path`; return the Tracker.
 
@@ -90,6 +92,13 @@ def train(
                      CyclicLR). For OneCycleLR without `total_steps` or
                      `epochs`/`steps_per_epoch`, these are filled in from
                      n_epochs and the number of batches per epoch.
+      compile:       run the passes through torch.compile (slow first epoch,
+                     faster later ones; checkpoints hold the plain model's weights).
+
+    train_data/test_data may be hw_utils.data.DeviceImages (e.g. from
+    `cifar10(root, Device)`): then batches come straight from the device, and
+    only the training pass is augmented. Label smoothing is a loss option:
+    pass loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1).
     """
     optim_config = dict(optim_config)
     lr_scheduler_config = dict(lr_scheduler_config)
@@ -136,16 +145,17 @@ def train(
         _restore(previous, model, optimizer, scheduler, scaler, tracker, loader_rng)
         print(f"Resuming {save_path} after epoch {tracker.epoch} of {n_epochs}.")
 
+    runner = torch.compile(model) if compile else model  # shares its weights with `model`
     step = dict(device=device, loss_fn=loss_fn, precision=precision, channels_last=channels_last)
     epochs = tqdm(range(tracker.epoch, n_epochs), desc="epochs", unit="epoch",
                   initial=tracker.epoch, total=n_epochs)
     for _ in epochs:
         per_batch = scheduler if scheduler_step == "batch" else None
-        train_loss, train_acc = _train_pass(model, loaders["train"], optimizer, scaler, per_batch,
+        train_loss, train_acc = _train_pass(runner, loaders["train"], optimizer, scaler, per_batch,
                                             show_bar=train_pbar, **step)
         # The course reports train metrics from a second, eval-mode pass (as before).
-        train_loss, train_acc = evaluate(model, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
-        test_loss, test_acc = evaluate(model, loaders["test"], show_bar=val_pbar, desc="test", **step)
+        train_loss, train_acc = evaluate(runner, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
+        test_loss, test_acc = evaluate(runner, loaders["test"], show_bar=val_pbar, desc="test", **step)
         if scheduler is not None and scheduler_step == "epoch":
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(train_loss)
@@ -227,16 +237,21 @@ def evaluate(model, loader, *, device, loss_fn, precision="fp32", channels_last=
 
 
 def _make_loaders(train_data, test_data, batch_size, device, num_workers, loader_rng):
+    """Batches for the three passes of an epoch. DeviceImages serve their own batches
+    (augmented only in the training pass); anything else goes through a DataLoader."""
     if num_workers == "auto":
         num_workers = min(4, (os.cpu_count() or 1) - 1) if device.type == "cuda" else 0
     extra = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
     if num_workers > 0:
         extra.update(persistent_workers=True, prefetch_factor=4)
-    return {
-        "train": DataLoader(train_data, batch_size, shuffle=True, generator=loader_rng, **extra),
-        "train_eval": DataLoader(train_data, batch_size, shuffle=False, **extra),
-        "test": DataLoader(test_data, batch_size, shuffle=False, **extra),
-    }
+
+    def loader(data, shuffle, augment):
+        if isinstance(data, DeviceImages):
+            return DeviceBatches(data, batch_size, shuffle, augment, loader_rng if shuffle else None)
+        return DataLoader(data, batch_size, shuffle=shuffle, generator=loader_rng if shuffle else None, **extra)
+
+    return {"train": loader(train_data, True, True), "train_eval": loader(train_data, False, False),
+            "test": loader(test_data, False, False)}
 
 
 # --- saving and resuming ------------------------------------------------------
