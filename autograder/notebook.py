@@ -148,9 +148,12 @@ def disallowed_imports(source: str, allowed: list[str]) -> list[str]:
 
 def open_submission(path: Path, into: Path, notebook_name: str, graded_ids: list[str],
                     required_files: list[str]) -> Submission:
+    """A bare notebook is the whole submission: files beside it are not its own
+    (in a class folder they belong to other students)."""
+    bare = Path(path).suffix == ".ipynb"
     folder = unpack(path, into)
     sub = Submission(folder=folder)
-    nb_path = Path(path) if Path(path).suffix == ".ipynb" else find_file(folder, notebook_name) or find_file(folder, "*.ipynb")
+    nb_path = Path(path) if bare else find_file(folder, notebook_name) or find_file(folder, "*.ipynb")
     if nb_path is None:
         sub.problems.append(f"No notebook found: the submission must contain {notebook_name}.")
     else:
@@ -159,7 +162,7 @@ def open_submission(path: Path, into: Path, notebook_name: str, graded_ids: list
         sub.problems += problems
         sub.files[notebook_name] = nb_path
     for name in required_files:
-        if name == notebook_name:
+        if name == notebook_name or bare:
             continue
         found = find_file(nb_path.parent if nb_path else folder, name) or find_file(folder, name)
         if found is not None:

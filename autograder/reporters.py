@@ -1,6 +1,7 @@
 """Stage 5, reporters: a Report as Gradescope results.json, a terminal table, and feedback."""
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -83,3 +84,28 @@ def markdown_feedback(report: Report) -> str:
         if r.output:
             out += ["", "  ```", *(f"  {line}" for line in r.output.splitlines()), "  ```", ""]
     return "\n".join(out) + "\n"
+
+
+def html_feedback(report: Report) -> str:
+    """The same feedback as a self-contained HTML page."""
+    esc = html.escape
+    parts = [f"<!doctype html><meta charset='utf-8'><title>Feedback: {esc(report.assignment)}</title>",
+             "<style>body{font:15px/1.45 system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35em;text-align:left;vertical-align:top}"
+             "pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;margin:.3em 0}.passed{color:#1a7f37}"
+             ".failed{color:#c62828}.pending{color:#8a6d00}</style>",
+             f"<h1>Feedback: {esc(report.assignment)}</h1><p><b>Score: {report.score:g} / {report.max_score:g}</b></p>"]
+    parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents]
+    sections, section = section_totals(report.results), None
+    for r in report.results:
+        if r.section != section:
+            if section is not None:
+                parts.append("</table>")
+            section = r.section
+            s, m = sections[section]
+            parts.append(f"<h2>{esc(section)} ({s:g}/{m:g})</h2><table><tr><th>check</th><th>points</th><th>status</th></tr>")
+        message = f"<pre>{esc(r.output)}</pre>" if r.output else ""
+        parts.append(f"<tr><td>{esc(r.name)}{message}</td><td>{r.score:g}/{r.max_score:g}</td>"
+                     f"<td class='{r.status}'>{r.status}</td></tr>")
+    parts.append("</table>")
+    return "\n".join(parts) + "\n"

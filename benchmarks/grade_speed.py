@@ -7,6 +7,10 @@ The kit forks each child from a zygote that has torch imported already.
 
     python benchmarks/grade_speed.py [--n 20]
 
+With --class N it also grades N submissions as a class with `grade-all`
+(parallel sandboxes, one per core) against the same kernel-per-submission
+baseline run over the same N.
+
 Prints seconds per submission for each and the ratio. Timings on a shared
 machine are noisy: compare the ratio.
 """
@@ -59,6 +63,7 @@ def kernel_grade(path: Path, hw4) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="submissions graded in a row")
+    parser.add_argument("--class", dest="class_size", type=int, default=0, help="also grade this many with grade-all")
     args = parser.parse_args()
     hw4 = load_assignment("hw4")
     names = sorted(hw4_samples.MUTANTS)
@@ -92,6 +97,32 @@ def main() -> None:
     print(f"  kit sandbox (zygote)   start-up {startup:5.2f} s once; first {first:5.2f} s; {kit_each:5.2f} s per submission")
     print(f"  kernel per submission  first {kernel_first:5.2f} s; {kernel_each:5.2f} s per submission")
     print(f"  ratio (kernel / kit, per submission): {kernel_each / kit_each:5.1f}x")
+    if args.class_size:
+        grade_class(args.class_size, hw4, names)
+
+
+def grade_class(n: int, hw4, names) -> None:
+    """grade-all over n submissions against a fresh kernel per submission, same n."""
+    import os
+
+    from autograder.batch import grade_all
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "class"
+        subs = [hw4_samples.build(root / f"student{i:03d}", hw4_samples.MUTANTS[names[i % len(names)]] if i % 3 else None)
+                for i in range(n)]
+        jobs = os.cpu_count() or 1
+        start = time.perf_counter()
+        grade_all(root, "hw4", Path(tmp) / "out", jobs=jobs, progress=False)
+        batch = time.perf_counter() - start
+        start = time.perf_counter()
+        for path in subs:
+            kernel_grade(path, hw4)
+        kernels = time.perf_counter() - start
+    print(f"\nHW4 class of {n}:")
+    print(f"  grade-all --jobs {jobs}        {batch:7.1f} s in all ({batch / n:5.2f} s per submission, start-up included)")
+    print(f"  kernel per submission     {kernels:7.1f} s in all ({kernels / n:5.2f} s per submission)")
+    print(f"  ratio (kernels / grade-all): {kernels / batch:5.1f}x")
 
 
 if __name__ == "__main__":

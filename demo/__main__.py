@@ -55,34 +55,29 @@ def demo_training() -> None:
 
 
 def demo_grading() -> None:
-    print("\n== 2. Grading bundled HW4 sample submissions in the sandbox ==")
+    print("\n== 2. Grading bundled HW4 sample submissions in the sandbox (grade-all) ==")
+    from autograder.batch import grade_all, gradebook_table
+    from autograder.reporters import text_table
     from autograder.assignment import load_assignment
     from autograder.pipeline import grade
-    from autograder.reporters import gradescope_results, text_table, write_json
     from autograder.sandbox import Sandbox
     from demo import hw4_samples
 
     folder = OUT / "hw4_samples"
     shutil.rmtree(folder, ignore_errors=True)
-    subs = {
-        "reference": hw4_samples.build(folder / "reference"),
-        "blank_release": hw4_samples.build_blank(folder / "blank_release"),
-        "flawed_softmax": hw4_samples.build(folder / "flawed_softmax", hw4_samples.MUTANTS["softmax_output"]),
-        "flawed_shortcut": hw4_samples.build(folder / "flawed_shortcut", hw4_samples.MUTANTS["no_shortcut_activation"]),
-    }
-    hw4 = load_assignment("hw4")
-    scores = {}
+    shutil.rmtree(OUT / "hw4_graded", ignore_errors=True)
+    hw4_samples.build(folder / "reference")
+    hw4_samples.build_blank(folder / "blank_release")
+    hw4_samples.build(folder / "flawed_softmax", hw4_samples.MUTANTS["softmax_output"])
+    hw4_samples.build(folder / "flawed_shortcut", hw4_samples.MUTANTS["no_shortcut_activation"])
+
+    print("One submission, as `python -m autograder grade` shows it:")
     with Sandbox() as sandbox:
-        for name, path in subs.items():
-            report = grade(path, hw4, sandbox)
-            write_json(gradescope_results(report), OUT / "hw4_results" / name / "results.json")
-            scores[name] = report
-            if name == "flawed_shortcut":
-                print(text_table(report))
-    print("\nsubmission         score   time")
-    for name, report in scores.items():
-        print(f"{name:<17} {report.score:>4g}/{report.max_score:g}  {report.execution_time:4.1f} s")
-    print(f"results.json files in {OUT / 'hw4_results'}")
+        print(text_table(grade(folder / "flawed_shortcut", load_assignment("hw4"), sandbox)))
+    print("\nThe whole class, as `python -m autograder grade-all` grades it:")
+    rows = grade_all(folder, "hw4", OUT / "hw4_graded", jobs=2)
+    print(gradebook_table(rows))
+    print(f"gradebook: {OUT / 'hw4_graded' / 'gradebook.csv'} (and .xlsx); feedback: {OUT / 'hw4_graded'}/<student>/feedback.html")
 
 
 def main() -> int:
