@@ -166,3 +166,34 @@ def zip_folder(folder: Path, zip_path: Path) -> Path:
 
     zip_files(zip_path, *sorted(p for p in Path(folder).iterdir() if p.is_file()))
     return zip_path
+
+
+def mark_executed(nb, folder: Path) -> None:
+    """Give `nb` the outputs a run from top to bottom would leave (as Jupyter stores
+    them): run counts in order, a long training log, and the experiments table."""
+    table = pd.read_excel(folder / "experiments.xlsx", index_col=0, dtype={0: str})
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        count += 1
+        cell.execution_count = count
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid == "experiment":
+            log = "".join(f"epoch {e:2d}: train_loss {1.5 / e:.3f} test_acc {0.5 + e / 60:.3f}\n" for e in range(1, 121))
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=log)]
+        elif gid == "table":
+            cell.outputs = [nbformat.v4.new_output("execute_result", execution_count=count,
+                                                   data={"text/html": table.to_html(), "text/plain": table.to_string()})]
+
+
+def build_student_folder(dest: Path, sample: Sample | None = None) -> Path:
+    """A student's copy of release/hw4 after finishing the work: the reference
+    notebook (run from top to bottom) and its files, beside hw_utils/ and the rest."""
+    dest = Path(dest)
+    shutil.copytree(RELEASE.parent, dest, ignore=shutil.ignore_patterns("HW4.ipynb", "__pycache__"))
+    build(dest, sample)
+    nb = nbformat.read(dest / "HW4.ipynb", as_version=4)
+    mark_executed(nb, dest)
+    nbformat.write(nb, dest / "HW4.ipynb")
+    return dest

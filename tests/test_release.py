@@ -63,3 +63,14 @@ def test_release_ships_hw_utils_unchanged():
     for name in ASSIGNMENTS:
         for path in (REPO / "hw_utils").glob("*.py"):
             assert filecmp.cmp(path, REPO / "release" / name / "hw_utils" / path.name, shallow=False), path.name
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_ships_the_engine_and_public_checks_but_no_hidden_ones(name):
+    release = REPO / "release" / name
+    for path in [*(REPO / "autograder").glob("*.py"), REPO / "autograder" / "gradescope_schema.json"]:
+        assert filecmp.cmp(path, release / "autograder" / path.name, shallow=False), path.name
+    for public in ("rubric.yaml", "checks.py", "probes.py"):
+        assert filecmp.cmp(REPO / "assignments" / name / public, release / "assignments" / name / public, shallow=False)
+    assert not (release / "assignments" / name / "hidden_checks.py").exists()
+    assert (release / "Makefile").is_file() and "hw_utils.submit" in (release / "Makefile").read_text()

@@ -473,10 +473,10 @@ def judge_accuracy(data):
     return passed(f"Best test accuracy {acc:.2%} (experiment {name}), as reported in experiments.xlsx.", value=acc)
 
 
-# --- the checks, in rubric order ----------------------------------------------------------------
+# --- the public checks, in rubric order (hidden ones: hidden_checks.py) ------------------------------
 
 _block_details = dict(probe="block_details", args={"configs": DETAIL_CONFIGS}, cells=("resnet",))
-_model_details = dict(probe="model_details", args={"configs": MODEL_CONFIGS, "sizes": MODEL_SIZES}, cells=("resnet",))
+MODEL_DETAILS = dict(probe="model_details", args={"configs": MODEL_CONFIGS, "sizes": MODEL_SIZES}, cells=("resnet",))
 _files = ("experiments.xlsx", "model_config.yaml", "train_config.yaml")
 
 
@@ -490,10 +490,9 @@ CHECKS = [
     Check("block.all_parameters_used", judge=judge_block_gradients, **_block_details),
     Check("block.no_parameters_in_forward", judge=judge_block_no_new_params, **_block_details),
     Check("block.matches_reference", judge=judge_block_reference, **_block_details),
-    Check("model.layer0", judge=judge_model_layer0, **_model_details),
-    Check("model.blocks", judge=judge_model_blocks, **_model_details),
-    Check("model.output_sizes", judge=judge_model_sizes, **_model_details),
-    Check("model.logits", judge=judge_model_logits, **_model_details),
+    Check("model.layer0", judge=judge_model_layer0, **MODEL_DETAILS),
+    Check("model.blocks", judge=judge_model_blocks, **MODEL_DETAILS),
+    Check("model.logits", judge=judge_model_logits, **MODEL_DETAILS),
     Check("model.from_config", "model_from_config", judge_model_from_config, cells=("resnet",), files=("model_config.yaml",)),
     Check("augmentation.random", "augmentation", judge_augmentation_random, cells=("augmentation",)),
     Check("augmentation.output", "augmentation", judge_augmentation_output, cells=("augmentation",)),

@@ -1,0 +1,1 @@
+../../../../assignments/hw4/probes.py

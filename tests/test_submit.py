@@ -1,0 +1,148 @@
+"""The student's submission flow: `make submission` in a release folder, and each validation."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from demo import hw4_samples as samples
+from hw_utils.pdf import PdfEngineMissing, notebook_to_pdf, shorten_outputs
+from hw_utils.submit import check_execution, check_saved
+
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium") or not shutil.which("pdftotext"),
+                                    reason="needs Debian's chromium and poppler-utils (.ci/run installs them)")
+
+
+def run_submit(folder: Path, *args):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(["make", "-s", "submission", f"PYTHON={sys.executable}", *args] if not args else
+                          [sys.executable, "-m", "hw_utils.submit", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory):
+    folder = samples.build_student_folder(tmp_path_factory.mktemp("student") / "hw4")
+    return folder, run_submit(folder)
+
+
+@needs_chromium
+def test_make_submission_writes_the_zip_and_a_pdf(submitted):
+    folder, proc = submitted
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with zipfile.ZipFile(folder / "HW4_submission.zip") as zf:
+        assert zf.namelist() == ["HW4.ipynb", "model_config.yaml", "train_config.yaml", "experiments.xlsx"]
+    info = subprocess.run(["pdfinfo", str(folder / "HW4.pdf")], capture_output=True, text=True).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert pages >= 5
+    text = subprocess.run(["pdftotext", str(folder / "HW4.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "HW4: A Convolutional ResNet on" in text and "CIFAR-10" in text
+    assert "Out[" in text and "OneCyc" in text and "0.91" in text  # the experiments table's output
+    assert "lines cut for the PDF" in text                          # the 120-line training log was shortened
+
+
+@needs_chromium
+def test_make_submission_runs_the_public_checks_only(submitted):
+    _, proc = submitted
+    assert "Block: computes the specified function" in proc.stdout
+    assert "TOTAL 97 / 97" in proc.stdout           # the hidden check (3 points) is not in the release
+    assert "other image sizes" not in proc.stdout
+
+
+def test_missing_files_are_named_with_how_to_make_them(tmp_path):
+    folder = samples.build_student_folder(tmp_path / "hw4")
+    (folder / "experiments.xlsx").unlink()
+    proc = run_submit(folder, "--no-checks")
+    assert proc.returncode == 1
+    assert "✗ experiments.xlsx is missing. Run the table cell of part 1.4" in proc.stdout
+    assert "Nothing written" in proc.stdout and not (folder / "HW4_submission.zip").exists()
+
+
+def test_invalid_notebook_is_refused(tmp_path):
+    folder = samples.build_student_folder(tmp_path / "hw4")
+    (folder / "HW4.ipynb").write_text('{"cells": [ this is not json')
+    proc = run_submit(folder, "--no-checks")
+    assert proc.returncode == 1 and "HW4.ipynb is not a readable notebook" in proc.stdout
+
+
+def _edit(folder, edit):
+    nb = nbformat.read(folder / "HW4.ipynb", as_version=4)
+    edit(nb)
+    nbformat.write(nb, folder / "HW4.ipynb")
+
+
+def _graded(nb, gid):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("tag removed", lambda nb: setattr(_graded(nb, "augmentation"), "source", _graded(nb, "augmentation").source.replace("# AUTOGRADED\n", "")),
+     "The graded cell 'augmentation' was not found: its first line must be exactly '# AUTOGRADED'"),
+    ("new import", lambda nb: setattr(_graded(nb, "resnet"), "source", _graded(nb, "resnet").source.replace("# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")),
+     "the graded cell 'resnet' imports numpy"),
+])
+def test_graded_cell_problems_stop_the_submission(tmp_path, case, edit, message):
+    folder = samples.build_student_folder(tmp_path / "hw4")
+    _edit(folder, edit)
+    proc = run_submit(folder, "--no-checks")
+    assert proc.returncode == 1, case
+    assert message in proc.stdout
+
+
+def test_duplicated_graded_cell_is_a_warning(tmp_path):
+    folder = samples.build_student_folder(tmp_path / "hw4")
+    def paste_copy(nb):  # as Jupyter's copy and paste does: same content, a new cell id
+        copy = nbformat.from_dict(json.loads(json.dumps(_graded(nb, "resnet"))))
+        copy["id"] = "pasted-copy"
+        nb.cells.append(copy)
+    _edit(folder, paste_copy)
+    proc = run_submit(folder, "--no-checks", "--no-zip")
+    assert "! The graded cell 'resnet' appears twice" in proc.stdout and proc.returncode == 0
+
+
+def test_execution_order_unrun_cells_and_errors_are_reported():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_code_cell("b = 2"),
+                                         nbformat.v4.new_code_cell("c = 3"), nbformat.v4.new_code_cell("1/0")])
+    nb.cells[0].execution_count, nb.cells[1].execution_count, nb.cells[3].execution_count = 5, 2, 6
+    nb.cells[3].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])]
+    messages = " ".join(f.message for f in check_execution(nb))
+    assert "cell 2 ran before the cell above it" in messages
+    assert "code cells not run: 3" in messages
+    assert "cell 4 (ZeroDivisionError)" in messages
+
+
+def test_unsaved_notebook_is_reported(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1")])
+    nb.cells[0].metadata["execution"] = {"iopub.status.idle": "2031-01-01T10:00:00.000Z"}  # ran after the save
+    path = tmp_path / "HW4.ipynb"
+    nbformat.write(nb, path)
+    findings = check_saved(path, nb)
+    assert findings and "older than your last cell run" in findings[0].message
+    nb.cells[0].metadata["execution"] = {"iopub.status.idle": "2001-01-01T10:00:00.000Z"}
+    assert check_saved(path, nb) == []
+    nb.cells[0].metadata = {"executionInfo": {"timestamp": (time.time() + 3600) * 1000}}  # Colab's record
+    assert check_saved(path, nb)
+
+
+def test_no_pdf_engine_says_what_to_install(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser, no xelatex on this PATH
+    with pytest.raises(PdfEngineMissing, match="(?s)apt-get install chromium.*playwright install chromium"):
+        notebook_to_pdf(tmp_path / "n.ipynb", tmp_path / "n.pdf", engine="chromium")
+    with pytest.raises(PdfEngineMissing, match="needs xelatex"):
+        notebook_to_pdf(tmp_path / "n.ipynb", tmp_path / "n.pdf", engine="latex")
+
+
+def test_long_outputs_keep_their_ends():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="".join(f"line {i}\n" for i in range(200)))]
+    text = shorten_outputs(nb).cells[0].outputs[0]["text"]
+    assert text.startswith("line 0\n") and text.endswith("line 199\n") and "[... 150 lines cut for the PDF ...]" in text
+    assert len(nb.cells[0].outputs[0]["text"].splitlines()) == 200  # the original is untouched
