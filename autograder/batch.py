@@ -158,11 +158,12 @@ def grade_all(root: Path, assignment_name: str, out: Path, jobs: int = 1, force:
         bar.update(1)
         bar.set_postfix(done=bar.n, failed=failed)
 
+    # The children must not read other students' submissions: the class folder is hidden from them.
     if dask_address:
         from .dask_backend import grade_with_dask
-        grade_with_dask(dask_address, todo, assignment_name, finished)
+        grade_with_dask(dask_address, todo, assignment_name, finished, hide=(Path(root).resolve(),))
     else:
-        _grade_locally(todo, assignment, max(1, jobs), finished)
+        _grade_locally(todo, assignment, max(1, jobs), finished, hide=(Path(root).resolve(),))
     bar.close()
     rows = gradebook_rows(out, entries, assignment)
     write_gradebook(rows, out)
@@ -177,7 +178,7 @@ def _check_unique(entries: list[Entry]) -> None:
         seen[e.student] = e.path
 
 
-def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finished) -> None:
+def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finished, hide=()) -> None:
     """`jobs` threads, each with its own sandbox (a zygote process): the work itself
     happens in the sandboxes' child processes, so threads suffice here."""
     local = threading.local()
@@ -186,7 +187,7 @@ def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finishe
 
     def work(entry):
         if getattr(local, "sandbox", None) is None:
-            local.sandbox = Sandbox()
+            local.sandbox = Sandbox(hide=hide)
             local.sandbox.start()
             with lock:
                 sandboxes.append(local.sandbox)

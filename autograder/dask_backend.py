@@ -21,11 +21,11 @@ PLUGIN_NAME = "autograder-sandbox"
 class SandboxPlugin(WorkerPlugin):
     """One sandbox per dask worker, started with the worker and closed with it."""
 
-    def __init__(self):
-        self.sandbox = None
+    def __init__(self, hide=()):
+        self.hide, self.sandbox = tuple(hide), None
 
     def setup(self, worker):
-        self.sandbox = Sandbox()
+        self.sandbox = Sandbox(hide=self.hide)
         self.sandbox.start()
 
     def teardown(self, worker):
@@ -39,9 +39,9 @@ def grade_task(student: str, path: str, assignment_name: str) -> dict:
     return grade_entry(Entry(student, Path(path)), load_assignment(assignment_name), sandbox)
 
 
-def grade_with_dask(address: str, todo: list[Entry], assignment_name: str, finished) -> None:
+def grade_with_dask(address: str, todo: list[Entry], assignment_name: str, finished, hide=()) -> None:
     with Client(address) as client:
-        client.register_plugin(SandboxPlugin(), name=PLUGIN_NAME)
+        client.register_plugin(SandboxPlugin(hide), name=PLUGIN_NAME)
         futures = {client.submit(grade_task, e.student, str(e.path.resolve()), assignment_name, pure=False): e
                    for e in todo}
         for future in as_completed(futures):

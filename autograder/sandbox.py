@@ -67,6 +67,35 @@ def _readable_by_others(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IROTH)
 
 
+CHILD_NEEDS = ("autograder", "hw_utils", "assignments")
+
+
+def scratch_dir() -> Path:
+    """The one folder under which the grader keeps every job's files and every
+    unpacked submission; each child sees it empty but for its own work folder."""
+    path = Path(tempfile.gettempdir()) / f"autograder-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def secret_paths(root: Path = KIT_ROOT) -> list[Path]:
+    """What the child may not read: every top-level entry of the kit but the code it
+    runs (and the Python environment, when it lies inside the kit), and each
+    assignment's hidden checks and assets. Solutions (source/), the history (.git),
+    and sample submissions go with the first."""
+    keep = set(CHILD_NEEDS)
+    python_paths = [Path(p).resolve() for p in (sys.prefix, *sys.path) if p]
+    secrets_ = []
+    for entry in sorted(root.iterdir()):
+        if entry.name in keep or any(entry.resolve() == p or entry.resolve() in p.parents for p in python_paths
+                                     if entry.resolve() != root.resolve()):
+            continue
+        secrets_.append(entry)
+    for assignment in sorted((root / "assignments").glob("*")):
+        secrets_ += [p for p in (assignment / "hidden_checks.py", assignment / "assets") if p.exists()]
+    return secrets_
+
+
 def fingerprint(*folders: Path) -> dict:
     """Size and modification time of every file under `folders` (caches excluded)."""
     prints = {}
@@ -124,8 +153,11 @@ def _kill_group(pid: int) -> None:
 class Sandbox:
     """One zygote; `run` grades one job at a time. Use as a context manager."""
 
-    def __init__(self, protect: tuple[Path, ...] = ()):
+    def __init__(self, protect: tuple[Path, ...] = (), hide: tuple[Path, ...] = ()):
+        """`protect`: folders verified unchanged after each run; `hide`: paths the
+        child must not read, on top of `secret_paths()` (e.g. a class's submissions)."""
         self.protect = tuple(protect) or (KIT_ROOT / "autograder", KIT_ROOT / "assignments", KIT_ROOT / "hw_utils")
+        self.hide = [str(p) for p in (*secret_paths(), *hide)]
         self.uid = None
         if os.geteuid() == 0 and all(_readable_by_others(p) for p in (Path(sys.prefix), KIT_ROOT / "autograder",
                                                                       Path(shutil.__file__).parent)):
@@ -178,7 +210,7 @@ class Sandbox:
         result = RunResult()
         todo = list(probes)
         before = fingerprint(*self.protect)
-        with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="grade-", dir=scratch_dir()) as tmp:
             while True:
                 remaining = self._run_once(Path(tmp), cells, todo, probes_path, files, limits, result)
                 if not remaining or len(remaining) == len(todo):
@@ -221,7 +253,7 @@ class Sandbox:
             (attempt / name).touch()
         request = {"job_path": str(attempt / "job.json"), "events_path": str(attempt / "events.jsonl"),
                    "output_path": str(attempt / "output.txt"), "work_dir": str(work), "uid": self.uid,
-                   "limits": asdict(limits)}
+                   "limits": asdict(limits), "hide": self.hide, "scratch": str(scratch_dir())}
         return request, nonce
 
     def _watch(self, pid: int, events_path: Path, nonce: str, limits: Limits, result: RunResult) -> "_Watch":

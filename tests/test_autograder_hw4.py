@@ -14,7 +14,7 @@ import pytest
 from autograder.assignment import load_assignment
 from autograder.pipeline import grade
 from autograder.reporters import gradescope_results
-from autograder.sandbox import KIT_ROOT, Limits, Sandbox
+from autograder.sandbox import KIT_ROOT, Limits, Sandbox, scratch_dir
 from demo import hw4_samples as samples
 
 SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_text())
@@ -162,6 +162,23 @@ def test_as_root_the_child_can_write_only_its_work_folder_and_cannot_reach_the_g
     assert "WROTE mine.txt" in report.output and "GRADER UNREACHABLE" in report.output
     assert not (KIT_ROOT / "hw_utils" / "x.py").exists() and not (tmp_path / "x").exists()
     assert not report.incidents
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding files needs a grader running as root")
+def test_the_child_cannot_read_solutions_hidden_checks_or_other_submissions(hw4, tmp_path):
+    other = tmp_path / "classmates" / "zoe"
+    samples.build(other)
+    secrets = [KIT_ROOT / "source" / "hw4" / "HW4.ipynb", KIT_ROOT / "assignments" / "hw4" / "hidden_checks.py",
+               KIT_ROOT / ".git" / "HEAD", other / "HW4.ipynb", scratch_dir() / "kept-by-the-grader.txt"]
+    secrets[-1].write_text("another job's files")
+    code = (f"for _path in {[str(p) for p in secrets]!r}:\n"
+            f"    try:\n        print('READ' if open(_path).read() else 'NOT READABLE', _path)\n"
+            f"    except OSError as _err:\n        print('NOT READABLE', _path)\n")
+    with Sandbox(hide=(tmp_path / "classmates",)) as sandbox:
+        report = grade(_blank_with(tmp_path / "s", code), hw4, sandbox)
+    secrets[-1].unlink()
+    assert "READ " not in report.output, report.output
+    assert report.output.count("NOT READABLE") == len(secrets)
 
 
 def test_cpu_limit_stops_a_busy_child(hw4, sandbox, tmp_path):

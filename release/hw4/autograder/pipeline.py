@@ -17,7 +17,7 @@ from . import notebook, scoring
 from .assignment import Assignment
 from .checks import Verdict
 from .probes import decode
-from .sandbox import RunResult, Sandbox
+from .sandbox import RunResult, Sandbox, scratch_dir
 
 STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")
 
@@ -44,7 +44,7 @@ class Report:
 
 def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="submission-", dir=scratch_dir()) as tmp:
         try:
             sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
                                            [f["name"] for f in assignment.required_files])

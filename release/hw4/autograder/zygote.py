@@ -12,9 +12,11 @@ forked child locks itself down before it reads any student code:
   - a new session (so the grader can kill its whole process group),
   - no network (a new, empty network namespace),
   - when the grader runs as root: its own mount namespace in which every file
-    system is read-only except its work folder, its own PID namespace (it cannot
-    see or signal the grader's processes), and no capabilities at all (it cannot
-    remount); on top, an unprivileged user when the kit is readable by one,
+    system is read-only, the grader's secrets (solutions, hidden checks, other
+    submissions) are replaced by empty folders, and the grader's scratch folder
+    holds only its own work folder; its own PID namespace (it cannot see or signal the grader's
+    processes); and no capabilities at all (it cannot remount); on top, an
+    unprivileged user when the kit is readable by one,
   - resource limits: CPU seconds, address space, file size, open files, processes,
   - a scrubbed environment, its own temporary working directory, stdin closed,
     stdout and stderr to a capped file.
@@ -34,7 +36,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -54,22 +56,41 @@ def _mount(source: str | None, target: str, flags: int) -> None:
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
-def _read_only_filesystem(work_dir: str) -> list[str]:
-    """In this (new) mount namespace, make every mount read-only except `work_dir`.
-    Returns the mount points that could not be made read-only."""
+def _private_filesystem(work_dir: str, hide: list[str], scratch: str) -> tuple[str, list[str]]:
+    """In this (new) mount namespace: every mount read-only; `hide` paths replaced
+    by empty ones (solutions, hidden checks, other submissions); the grader's
+    scratch folder (every job's files) emptied but for this child's work folder,
+    which stays writable at `scratch`/work. Returns that folder and the mount
+    points that could not be made read-only."""
     _mount(None, "/", MS_REC | MS_PRIVATE)       # nothing we do here reaches the grader's namespace
-    _mount(work_dir, work_dir, MS_BIND)          # the work folder becomes a mount of its own, left writable
+    work_fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)  # reachable even once scratch is covered
     failed = []
     with open("/proc/self/mountinfo") as f:
         points = [re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
     for point in points:
-        if point == work_dir:
-            continue
         try:
             _mount(None, point, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
         except OSError:
             failed.append(point)
-    return failed
+    for path in hide:
+        if os.path.isdir(path):
+            _mount_tmpfs(path, MS_RDONLY)
+        elif os.path.isfile(path):
+            _mount("/dev/null", path, MS_BIND)
+    _mount_tmpfs(scratch, 0)
+    child_work = os.path.join(scratch, "work")
+    os.mkdir(child_work)
+    _mount(f"/proc/self/fd/{work_fd}", child_work, MS_BIND)
+    _mount(None, child_work, MS_REMOUNT | MS_BIND | MS_NOSUID)  # writable again
+    os.close(work_fd)
+    return child_work, failed
+
+
+def _mount_tmpfs(target: str, flags: int) -> None:
+    if _libc.mount(b"tmpfs", target.encode(), b"tmpfs", ctypes.c_ulong(flags | MS_NOSUID | MS_NODEV),
+                   b"size=64m,mode=0755") != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
 
 
 def _drop_capabilities() -> None:
@@ -144,7 +165,7 @@ def _enter_sandbox(req: dict) -> tuple[dict, int, list[str]]:
     if root:
         namespaces = _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
         if namespaces:
-            failed = _read_only_filesystem(work_dir)
+            work_dir, failed = _private_filesystem(work_dir, req.get("hide", []), req["scratch"])
             if failed:
                 notes.append(f"files: could not make {', '.join(failed)} read-only")
         elif not _unshare(CLONE_NEWNET):
