@@ -62,12 +62,15 @@ def unpack(path: Path, into: Path) -> Path:
 
 
 def find_file(folder: Path, name: str, depth: int = 2) -> Path | None:
-    """`name` at the top of `folder`, or in a subfolder (students zip folders too)."""
-    for level in range(depth + 1):
-        hits = sorted(p for p in folder.glob("/".join(["*"] * level + [name]))
-                      if p.is_file() and "__MACOSX" not in p.parts)
-        if hits:
-            return hits[0]
+    """`name` at the top of `folder`, or in a subfolder (students zip folders too).
+    A name with a folder in it (results/run.json) is also found without its folder,
+    as a zip that flattened it holds it."""
+    for pattern in dict.fromkeys([name, Path(name).name]):
+        for level in range(depth + 1):
+            hits = sorted(p for p in folder.glob("/".join(["*"] * level + [pattern]))
+                          if p.is_file() and "__MACOSX" not in p.parts)
+            if hits:
+                return hits[0]
     return None
 
 

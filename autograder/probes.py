@@ -98,8 +98,14 @@ def describe_modules(module) -> list[dict]:
                        track_running_stats=sub.track_running_stats)
         elif isinstance(sub, nn.Linear):
             row.update(in_features=sub.in_features, out_features=sub.out_features)
+        elif isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)):
+            row.update(kernel_size=_pair(sub.kernel_size), stride=_pair(sub.stride), padding=_pair(sub.padding))
         rows.append(row)
     return rows
+
+
+def _pair(value) -> list:
+    return list(value) if isinstance(value, (tuple, list)) else [value, value]
 
 
 def trace_leaf_calls(module, *inputs) -> tuple[Any, list[dict]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = ("torch", "torchvision", "torchvision.transforms.v2", "torchvision.datasets", "numpy", "PIL.Image",
-           "pandas", "openpyxl", "yaml", "autograder.child", "autograder.probes")
+           "pandas", "openpyxl", "yaml", "matplotlib.pyplot", "tqdm.auto", "autograder.child", "autograder.probes")
 NOBODY = 65534
 
 
@@ -241,10 +241,11 @@ class Sandbox:
         work = attempt / "work"
         work.mkdir(parents=True)
         os.chmod(attempt, 0o700)
-        for name, src in files.items():
+        for name, src in files.items():  # names may hold a folder, e.g. results/run.json
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, work / name)
         if self.uid is not None:
-            for path in [work, *work.iterdir()]:
+            for path in [work, *work.rglob("*")]:
                 os.chown(path, self.uid, self.uid)
         nonce = secrets.token_hex(16)
         (attempt / "job.json").write_text(json.dumps(

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
+from demo.samples import REPO, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
 from hw_utils import save_yaml
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "source" / "hw4" / "HW4.ipynb"
 RELEASE = REPO / "release" / "hw4" / "HW4.ipynb"
 
@@ -105,15 +105,6 @@ MUTANTS = {
 }
 
 
-def _edit_cells(nb, edits: dict) -> None:
-    for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        for old, new in edits.get(gid, []):
-            if old not in cell.source:
-                raise ValueError(f"sample edit not applicable to cell {gid!r}: {old!r}")
-            cell.source = cell.source.replace(old, new)
-
-
 def _write_table(folder: Path, sample: Sample) -> None:
     rows = {}
     for i, (bn, res, acc) in enumerate(EXPERIMENTS):
@@ -143,29 +134,14 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
     """Write a submission folder: the reference with `sample`'s edits applied."""
     sample = sample or Sample("the reference solution")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.read(SOURCE, as_version=4)
-    _edit_cells(nb, sample.edits)
-    if notebook_edit:
-        notebook_edit(nb)
-    nbformat.write(nb, folder / "HW4.ipynb")
+    write_notebook(SOURCE, folder, sample.edits, notebook_edit)
     _write_table(folder, sample)
     return folder
 
 
 def build_blank(folder: Path) -> Path:
     """The untouched student release, as submitted without any work."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RELEASE, folder / "HW4.ipynb")
-    return folder
-
-
-def zip_folder(folder: Path, zip_path: Path) -> Path:
-    from hw_utils import zip_files
-
-    zip_files(zip_path, *sorted(p for p in Path(folder).iterdir() if p.is_file()))
-    return zip_path
+    return copy_release_notebook(RELEASE, folder)
 
 
 def mark_executed(nb, folder: Path) -> None:

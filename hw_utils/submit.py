@@ -131,6 +131,23 @@ def collect_files(folder: Path, assignment) -> tuple[list[Path], list[Finding]]:
     return files, findings
 
 
+def _listing(folder: Path, files: list[Path], shown: int = 8) -> str:
+    names = [f.relative_to(folder).as_posix() for f in files]
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def write_zip(zip_path: Path, folder: Path, files: list[Path]) -> None:
+    """The zip the autograder reads: each file under its path inside `folder`
+    (results/run.json stays in results/), uncompressed, written atomically."""
+    import zipfile
+
+    from hw_utils.io import atomic_write
+
+    with atomic_write(zip_path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for path in files:
+            zf.write(path, arcname=path.relative_to(folder).as_posix())
+
+
 # --- 2. the public checks ------------------------------------------------------------------
 
 def run_public_checks(folder: Path, assignment) -> str:
@@ -161,7 +178,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from autograder.assignment import available, load_assignment
-    from hw_utils.io import zip_files
     from hw_utils.pdf import PdfEngineMissing, notebook_to_pdf
 
     folder = Path(args.notebook).resolve().parent if args.notebook else Path.cwd()
@@ -187,7 +203,7 @@ def main(argv=None) -> int:
     print("3. Files")
     files, missing = collect_files(folder, assignment)
     findings += missing
-    _print(missing) if missing else print(f"  ✓ {', '.join(f.name for f in files)}")
+    _print(missing) if missing else print(f"  ✓ {_listing(folder, files)}")
 
     errors = [f for f in findings if f.level == "error"]
     if args.no_zip:
@@ -197,8 +213,8 @@ def main(argv=None) -> int:
         return 1
     print("4. Submission")
     zip_path = folder / assignment.submission_zip
-    zip_files(zip_path, *files)
-    print(f"  ✓ wrote {zip_path.name}: {', '.join(f.name for f in files)}")
+    write_zip(zip_path, folder, files)
+    print(f"  ✓ wrote {zip_path.name}: {_listing(folder, files)}")
     pdf_path = nb_path.with_suffix(".pdf")
     try:
         engine = notebook_to_pdf(nb_path, pdf_path, args.pdf_engine)
