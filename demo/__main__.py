@@ -1,7 +1,8 @@
 """`make demo`: the kit's main job on bundled offline data.
 
 Trains a small convnet on scikit-learn's digits with hw_utils.train, exactly as
-a student trains on CIFAR-10, and writes demo_out/ with the files a student gets.
+a student trains on CIFAR-10, and writes demo_out/ with the files a student gets;
+then grades sample HW4 and HW2 submissions in the sandbox, as a grader would.
 """
 from __future__ import annotations
 
@@ -80,10 +81,31 @@ def demo_grading() -> None:
     print(f"gradebook: {OUT / 'hw4_graded' / 'gradebook.csv'} (and .xlsx); feedback: {OUT / 'hw4_graded'}/<student>/feedback.html")
 
 
+def demo_grading_hw2() -> None:
+    print("\n== 3. The same engine grades HW2 (Convolutional Architectures) ==")
+    from autograder.batch import grade_all, gradebook_table
+    from demo import hw2_samples
+
+    folder = OUT / "hw2_samples"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(OUT / "hw2_graded", ignore_errors=True)
+    hw2_samples.build(folder / "reference")
+    hw2_samples.build_blank(folder / "blank_release")
+    hw2_samples.build(folder / "flawed_linears_first", hw2_samples.MUTANTS["linears_first"])
+    hw2_samples.build(folder / "flawed_early_stopping", hw2_samples.MUTANTS["early_stopping_late"])
+    rows = grade_all(folder, "hw2", OUT / "hw2_graded", jobs=2)
+    print(gradebook_table(rows))
+    feedback = OUT / "hw2_graded" / "flawed_linears_first" / "feedback.md"
+    print(f"\nWhat the student with the linear layers created first reads ({feedback}):")
+    lines = [line for line in feedback.read_text().splitlines() if "Expected output" in line]
+    print("\n".join(lines[:1]) or feedback.read_text()[:800])
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     demo_training()
     demo_grading()
+    demo_grading_hw2()
     return 0
 
 

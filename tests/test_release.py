@@ -73,4 +73,6 @@ def test_release_ships_the_engine_and_public_checks_but_no_hidden_ones(name):
     for public in ("rubric.yaml", "checks.py", "probes.py"):
         assert filecmp.cmp(REPO / "assignments" / name / public, release / "assignments" / name / public, shallow=False)
     assert not (release / "assignments" / name / "hidden_checks.py").exists()
+    hidden = [p for p in release.rglob("*") if "hidden" in p.name]
+    assert not hidden, f"the release ships grader-only files: {hidden}"
     assert (release / "Makefile").is_file() and "hw_utils.submit" in (release / "Makefile").read_text()

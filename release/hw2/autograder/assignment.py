@@ -1,0 +1,93 @@
+"""An assignment as data: its rubric (assignments/<name>/rubric.yaml), its checks
+(checks.py, run by the grader) and its probes (probes.py, run in the sandbox)."""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .checks import Check
+from .notebook import SubmissionError, setup_source
+from .sandbox import KIT_ROOT, Limits
+from .scoring import RubricItem
+
+ENGINE_ITEMS = ("rules.graded_cells", "rules.imports")  # judged by the engine itself
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    title: str
+    folder: Path
+    notebook: str
+    source_notebook: Path
+    setup_cell: str
+    setup_source: str             # that cell's code, read once from the source notebook
+    graded_cells: dict            # grade_id -> {"stub": probe-module function run before the cell}
+    allowed_imports: tuple[str, ...]
+    required_files: tuple[dict, ...]
+    submission_zip: str
+    limits: Limits
+    items: tuple[RubricItem, ...]
+    checks: tuple[Check, ...]
+
+    @property
+    def probes_path(self) -> Path:
+        return self.folder / "probes.py"
+
+
+def available(root: Path = KIT_ROOT) -> list[str]:
+    return sorted(p.parent.name for p in (root / "assignments").glob("*/rubric.yaml"))
+
+
+def _load_module(path: Path, name: str, **bound):
+    """Execute a check file as a module; `bound` names are set in it before it runs."""
+    spec = importlib.util.spec_from_file_location(f"assignment_{name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__.update(bound)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
+    folder = root / "assignments" / name
+    if not (folder / "rubric.yaml").is_file():
+        raise LookupError(f"unknown assignment {name!r}; known: {', '.join(available(root)) or 'none'}")
+    spec = yaml.safe_load((folder / "rubric.yaml").read_text())
+    entries = [(item, section["name"]) for section in spec["sections"] for item in section["items"]]
+    # Hidden checks live in hidden_checks.py, which only the grader has: a student's
+    # release holds checks.py alone, and its self-check leaves the hidden items out.
+    has_hidden = (folder / "hidden_checks.py").is_file()
+    items = tuple(RubricItem.from_dict(item, section) for item, section in entries
+                  if has_hidden or not item.get("hidden"))
+    public = _load_module(folder / "checks.py", name)
+    checks = tuple(public.CHECKS)
+    if has_hidden:  # hidden_checks.py sees the public module as `public`
+        checks += tuple(_load_module(folder / "hidden_checks.py", name, public=public).CHECKS)
+
+    graded = {i.id for i in items if not i.manual and i.id not in ENGINE_ITEMS}
+    defined = {c.id for c in checks}
+    if graded != defined:
+        raise ValueError(f"{name}: rubric items and checks differ: only in rubric {sorted(graded - defined)}, "
+                         f"only in the check files {sorted(defined - graded)}")
+    # In a student's release there is no source/ folder: their notebook holds the (locked)
+    # setup cell; if it is unreadable the self-check says so and runs nothing.
+    source = root / spec["source_notebook"]
+    setup = setup_source(source, spec["setup_cell"]) if source.is_file() else ""
+    if not source.is_file():
+        source = root / spec["notebook"]
+        try:
+            setup = setup_source(source, spec["setup_cell"])
+        except (SubmissionError, LookupError, OSError):
+            setup = ""
+    return Assignment(
+        name=name, title=spec["title"], folder=folder, notebook=spec["notebook"],
+        source_notebook=source, setup_cell=spec["setup_cell"],
+        setup_source=setup,
+        graded_cells={k: v or {} for k, v in spec["graded_cells"].items()},
+        allowed_imports=tuple(spec.get("allowed_imports", ())),
+        required_files=tuple(spec.get("required_files", ())), submission_zip=spec["submission_zip"],
+        limits=Limits.from_rubric(spec.get("limits")), items=items, checks=checks,
+    )

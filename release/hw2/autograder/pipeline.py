@@ -1,0 +1,115 @@
+"""The grading pipeline, in the order its stages run (written here once):
+
+    notebook  -> open the submission, pull out the '# AUTOGRADED' cells
+    sandbox   -> run the setup cell and those cells in a limited child process
+    probes    -> in that child, measure the student's objects as plain data
+    scoring   -> judge the measurements here, in the grader, and resolve points
+    reporters -> results.json for Gradescope, a table, feedback (see reporters.py)
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import notebook, scoring
+from .assignment import Assignment
+from .checks import Verdict
+from .probes import decode
+from .sandbox import RunResult, Sandbox, scratch_dir
+
+STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")
+
+
+@dataclass
+class Report:
+    assignment: str
+    submission: str
+    results: list[scoring.ItemResult]
+    execution_time: float
+    output: str = ""                                   # what the student's code printed
+    notes: list[str] = field(default_factory=list)     # problems with the submission as a whole
+    incidents: list[str] = field(default_factory=list)
+    isolation: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return scoring.total(self.results)[0]
+
+    @property
+    def max_score(self) -> float:
+        return scoring.total(self.results)[1]
+
+
+def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="submission-", dir=scratch_dir()) as tmp:
+        try:
+            sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
+                                           [f["name"] for f in assignment.required_files])
+        except notebook.SubmissionError as err:
+            verdicts = {i.id: Verdict(False, str(err)) for i in assignment.items}
+            return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),
+                          time.monotonic() - start, notes=[str(err)])
+        run = _run_in_sandbox(sub, assignment, sandbox)
+        verdicts = {**judge_rules(sub, assignment), **judge_checks(sub, assignment, run)}
+    results = scoring.resolve(list(assignment.items), verdicts)
+    return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
+                  notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation)
+
+
+def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
+    cells = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
+    for gid, options in assignment.graded_cells.items():
+        if gid in sub.cells:
+            cells.append({"id": gid, "source": notebook.strip_magics(sub.cells[gid]), "stub": options.get("stub")})
+    probes, seen = [], set()
+    for check in assignment.checks:
+        runnable = all(c in sub.cells for c in check.cells) and all(f in sub.files for f in check.files)
+        if runnable and check.probe_key not in seen:
+            seen.add(check.probe_key)
+            probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
+    files = {name: p for name, p in sub.files.items() if name != assignment.notebook}
+    return sandbox.run(cells, probes, assignment.probes_path, files, assignment.limits)
+
+
+def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdict]:
+    verdicts = {}
+    for check in assignment.checks:
+        missing_files = [f for f in check.files if f not in sub.files]
+        missing_cells = [c for c in check.cells if c not in sub.cells]
+        broken_cells = [c for c in check.cells if c in run.cells and not run.cells[c]["ok"]]
+        outcome = run.probes.get(check.probe_key)
+        if missing_files:
+            hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
+            verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
+                                                f"{hints.get(missing_files[0], '')}".strip())
+        elif missing_cells:
+            verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
+                                                f"(its first line must be '{notebook.TAG}').")
+        elif outcome is None:
+            verdicts[check.id] = Verdict(False, "This check did not run.")
+        elif not outcome["ok"]:
+            cause = ""
+            if broken_cells:
+                cause = f"Your cell '{broken_cells[0]}' raised an error when it ran:\n{run.cells[broken_cells[0]]['error']}\n\n"
+            verdicts[check.id] = Verdict(False, f"{cause}While checking: {outcome['error']}")
+        else:
+            try:
+                verdicts[check.id] = check.judge(decode(outcome["data"]))
+            except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
+                verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
+                                                    f"({type(err).__name__}: {err}).")
+    return verdicts
+
+
+def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
+    cell_problems = [p for p in sub.problems if "graded cell" in p]
+    violations = {gid: notebook.disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in sub.cells.items()}
+    violations = {gid: names for gid, names in violations.items() if names}
+    imports = Verdict(True, "No imports beyond those allowed.") if not violations else Verdict(
+        False, "Rule violation: graded cells may not import anything new (everything is imported in the first cell); "
+               + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
+    cells = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
+    return {"rules.imports": imports, "rules.graded_cells": cells}

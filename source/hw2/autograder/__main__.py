@@ -1,0 +1,1 @@
+../../../autograder/__main__.py

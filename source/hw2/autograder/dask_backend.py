@@ -1,0 +1,1 @@
+../../../autograder/dask_backend.py

@@ -1,0 +1,1 @@
+../../../autograder/zygote.py

@@ -1,0 +1,1 @@
+../../../hw_utils/data.py

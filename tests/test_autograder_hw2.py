@@ -1,0 +1,192 @@
+"""The HW2 autograder, on the same engine as HW4: full marks for the reference, zero
+for the blank release, exactly its rules' points lost per mutant, the stored
+expected outputs reproducible, and nothing HW2-specific in the engine."""
+import json
+import os
+import subprocess
+import sys
+
+import jsonschema
+import nbformat
+import pytest
+import torch
+
+from autograder.assignment import load_assignment
+from autograder.pipeline import grade
+from autograder.sandbox import KIT_ROOT, Sandbox
+from demo import hw2_samples as samples
+
+SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_text())
+AUTOMATIC = 90  # 100 minus the two questions graded by hand
+
+
+@pytest.fixture(scope="module")
+def hw2():
+    return load_assignment("hw2")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def reference(hw2, sandbox, tmp_path_factory):
+    return grade(samples.build(tmp_path_factory.mktemp("ref") / "sub"), hw2, sandbox)
+
+
+def by_id(report):
+    return {r.id: r for r in report.results}
+
+
+def test_reference_gets_every_automatic_point(reference):
+    results = by_id(reference)
+    assert {i for i, r in results.items() if r.status != "passed"} == {"question1", "question2"}
+    assert reference.score == AUTOMATIC and reference.max_score == 100
+    assert not reference.incidents
+
+
+def test_blank_release_scores_zero_without_crashing(hw2, sandbox, tmp_path):
+    report = grade(samples.build_blank(tmp_path / "blank"), hw2, sandbox)
+    assert report.score == 0 and not report.incidents
+    results = by_id(report)
+    assert "NotImplementedError" in results["conv.expected_output"].output
+    assert "NotImplementedError" in results["trainer.train_batch"].output
+    assert "Missing from your submission: results/exp1_1_K32_L2.json" in results["experiments.exp1_1"].output
+    assert results["rules.imports"].status == "passed"
+
+
+@pytest.mark.parametrize("name", sorted(samples.MUTANTS))
+def test_each_mutant_loses_exactly_its_rules_points(hw2, sandbox, reference, tmp_path, name):
+    mutant = samples.MUTANTS[name]
+    report = grade(samples.build(tmp_path / name, mutant), hw2, sandbox)
+    failed = {r.id for r in report.results if r.status == "failed"}
+    assert failed == set(mutant.fails), {i: by_id(report)[i].output[:300] for i in failed}
+    lost = sum(by_id(reference)[i].score for i in mutant.fails)
+    assert report.score == pytest.approx(reference.score - lost)
+    for item in mutant.fails:  # every failure explains itself to the student
+        assert len(by_id(report)[item].output) > 30
+
+
+def test_the_reference_reproduces_the_courses_printed_output():
+    """The seed notebook printed these first values for the course's setting."""
+    stored = torch.load(KIT_ROOT / "assignments" / "hw2" / "assets" / "expected_conv_out.pt", weights_only=True)
+    course = torch.tensor([-0.0868, -0.3790, -0.4341, -0.1236, -0.2160, 0.1683, 0.4739])
+    assert stored.shape == (1, 10)
+    assert torch.allclose(stored[0, :7], course, atol=5e-5)
+
+
+def test_stored_assets_match_the_reference_solution():
+    proc = subprocess.run([sys.executable, "assignments/hw2/make_assets.py", "--check"], cwd=KIT_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "match the reference solution" in proc.stdout
+
+
+def test_the_asset_check_notices_a_changed_tensor(tmp_path, monkeypatch):
+    sys.path.insert(0, str(KIT_ROOT / "assignments" / "hw2"))
+    try:
+        import make_assets
+    finally:
+        sys.path.pop(0)
+    built = make_assets.build()
+    assert make_assets.differences(built) == []
+    built["assets/expected_conv_out.pt"] = built["assets/expected_conv_out.pt"] + 1e-3
+    assert make_assets.differences(built) == ["assets/expected_conv_out.pt differs from the reference's output"]
+
+
+def test_hardcoding_the_public_tensor_gains_only_the_public_check(hw2, sandbox, tmp_path):
+    """A forward() that returns the course's published output passes that one test
+    and nothing that uses another setting."""
+    stored = torch.load(KIT_ROOT / "assignments" / "hw2" / "assets" / "expected_conv_out.pt", weights_only=True)
+    values = stored.flatten().tolist()
+
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "conv_classifier")
+        old = "        features = self.feature_extractor(x)\n"
+        cell.source = cell.source.replace(old, f"        return torch.tensor([{values}]) + 0 * x.sum()\n" + old)
+    results = by_id(grade(samples.build(tmp_path / "s", notebook_edit=edit), hw2, sandbox))
+    assert results["conv.expected_output"].status == "passed"
+    assert results["conv.expected_output_hidden"].status == "failed"
+    assert results["conv.other_sizes"].status == "failed"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding files needs a grader running as root")
+def test_the_child_cannot_read_the_hidden_expected_outputs(hw2, sandbox, tmp_path):
+    hidden = KIT_ROOT / "assignments" / "hw2" / "assets" / "expected_conv_out_hidden.pt"
+    code = (f"try:\n    _stolen = torch.load({str(hidden)!r}, weights_only=True); print('READ HIDDEN')\n"
+            f"except Exception as _err:\n    print('NOT READABLE', type(_err).__name__)\n")
+
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "conv_classifier")
+        cell.source = cell.source.replace("# AUTOGRADED\n", "# AUTOGRADED\n" + code, 1)
+    report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw2, sandbox)
+    assert "NOT READABLE" in report.output and "READ HIDDEN" not in report.output
+
+
+def test_the_release_holds_no_hidden_checks_or_hidden_outputs():
+    release = KIT_ROOT / "release" / "hw2" / "assignments" / "hw2"
+    assert (release / "assets" / "expected_conv_out.pt").is_file()  # the notebook's own self-test needs it
+    assert not (release / "hidden_checks.py").exists()
+    assert not (release / "assets" / "expected_conv_out_hidden.pt").exists()
+    public = load_assignment("hw2", root=KIT_ROOT / "release" / "hw2")
+    assert "conv.expected_output_hidden" not in {i.id for i in public.items}
+    assert sum(i.points for i in public.items) == 94
+
+
+def test_the_engine_has_no_hw2_specific_code():
+    proc = subprocess.run(["git", "grep", "-n", "-i", "hw2", "--", "autograder/"], cwd=KIT_ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout  # git grep: 1 means no match
+
+
+def test_cli_grades_a_zip_with_results_in_a_folder(tmp_path):
+    folder = samples.build(tmp_path / "sub", samples.MUTANTS["softmax_output"])
+    archive = samples.zip_folder(folder, tmp_path / "HW2_submission.zip")
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(archive), "--assignment", "hw2",
+                           "--results", str(out)], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Returns logits (no softmax)" in proc.stdout and f"TOTAL {AUTOMATIC - 16} / 100" in proc.stdout
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == AUTOMATIC - 16
+
+
+def test_results_flattened_by_zip_files_are_found(hw2, sandbox, tmp_path):
+    """A student who zipped with hw_utils.zip_files (which keeps base names) still gets graded."""
+    from hw_utils import zip_files
+
+    folder = samples.build(tmp_path / "sub")
+    archive = tmp_path / "flat.zip"
+    zip_files(archive, folder / "HW2.ipynb", *sorted((folder / "results").glob("*.json")))
+    results = by_id(grade(archive, hw2, sandbox))
+    assert results["experiments.exp1_1"].status == "passed" and results["experiments.exp1_2"].status == "passed"
+
+
+def test_pytest_entry_grades_a_submission(tmp_path):
+    folder = samples.build(tmp_path / "sub", samples.MUTANTS["early_stopping_late"])
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "autograder/", "--submission", str(folder),
+                           "--assignment", "hw2", "--results", str(out), "-q", "-p", "no:cacheprovider"],
+                          cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1  # one rubric item failed
+    assert "1 failed, 19 passed, 2 skipped" in proc.stdout, proc.stdout[-2000:]
+    assert "test_rubric_item[trainer.early_stopping]" in proc.stdout
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == AUTOMATIC - 4
+
+
+def test_notebook_points_table_matches_the_rubric(hw2):
+    """The point split the notebook states is the rubric's."""
+    intro = nbformat.read(KIT_ROOT / "source" / "hw2" / "HW2.ipynb", as_version=4).cells[0].source
+    sections = {}
+    for item in hw2.items:
+        sections[item.section] = sections.get(item.section, 0) + item.points
+    stated = {"1. ConvClassifier": 40, "2. TorchTrainer": 30, "3. Experiments": 20, "4. Questions": 10}
+    assert {k: v for k, v in sections.items() if v} == stated
+    for part, points in zip(("`ConvClassifier`", "`TorchTrainer`", "`run_experiment`", "Questions 1 and 2"), stated.values()):
+        row = next(line for line in intro.splitlines() if part in line)
+        assert row.rstrip(" |").endswith(f"| {points}"), row
