@@ -120,3 +120,13 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
 def build_blank(folder: Path) -> Path:
     """The untouched student release, as submitted without any work."""
     return copy_release_notebook(RELEASE, folder)
+
+
+def build_student_folder(dest: Path, sample: Sample | None = None) -> Path:
+    """A student's copy of release/hw2 after finishing the work: the reference
+    notebook and its result files, beside hw_utils/ and the rest."""
+    import shutil
+
+    dest = Path(dest)
+    shutil.copytree(RELEASE.parent, dest, ignore=shutil.ignore_patterns("HW2.ipynb", "__pycache__"))
+    return build(dest, sample)

@@ -190,3 +190,67 @@ def test_notebook_points_table_matches_the_rubric(hw2):
     for part, points in zip(("`ConvClassifier`", "`TorchTrainer`", "`run_experiment`", "Questions 1 and 2"), stated.values()):
         row = next(line for line in intro.splitlines() if part in line)
         assert row.rstrip(" |").endswith(f"| {points}"), row
+
+
+def test_gradescope_bundle_grades_hw2_with_its_hidden_checks(tmp_path):
+    import zipfile
+
+    from autograder.gradescope import build_bundle
+
+    bundle = build_bundle("hw2", tmp_path / "hw2_autograder.zip")
+    source = tmp_path / "autograder" / "source"
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        zf.extractall(source)
+    assert {"assignments/hw2/hidden_checks.py", "assignments/hw2/assets/expected_conv_out_hidden.pt",
+            "assignments/hw2/digits50.json", "source/hw2/HW2.ipynb"} <= names
+    submission = samples.build(tmp_path / "autograder" / "submission", samples.MUTANTS["wrong_in_features"])
+    results = tmp_path / "autograder" / "results" / "results.json"
+    env = {**os.environ, "AUTOGRADER_SOURCE": str(source), "AUTOGRADER_SUBMISSION": str(submission),
+           "AUTOGRADER_RESULTS": str(results), "AUTOGRADER_PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(results.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == AUTOMATIC - 16  # classifier 6, other sizes 4, hidden expected outputs 6
+    hidden = next(t for t in data["tests"] if "hidden" in t["name"])
+    assert hidden["visibility"] == "after_published" and hidden["score"] == 0
+
+
+FAKE_CIFAR = '''
+class _SmallRandomCIFAR(torch.utils.data.Dataset):
+    """Stands in for CIFAR-10 (no network here): a few random 16x16 images."""
+    def __init__(self, root=None, train=True, transform=None, download=False):
+        g = torch.Generator().manual_seed(0 if train else 1)
+        n = 60 if train else 20
+        self.x, self.y = torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 10, (n,), generator=g)
+    def __len__(self):
+        return len(self.y)
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+torchvision.datasets.CIFAR10 = _SmallRandomCIFAR
+'''
+
+
+def test_source_notebook_runs_top_to_bottom_and_its_own_results_get_full_marks(hw2, sandbox, tmp_path):
+    """Every cell of the instructor's notebook runs (CIFAR-10 replaced by small random
+    images): the self-test, the overfitting test, the test run, all 20 experiment runs
+    and the plots. The result files it writes are then graded like a student's."""
+    import shutil
+
+    from nbclient import NotebookClient
+
+    work = tmp_path / "hw2"
+    shutil.copytree(KIT_ROOT / "release" / "hw2", work, ignore=shutil.ignore_patterns("HW2.ipynb"))
+    nb = nbformat.read(KIT_ROOT / "source" / "hw2" / "HW2.ipynb", as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell(FAKE_CIFAR))
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    nb.cells.pop(2)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "matches the expected output (norm of the difference" in text
+    assert "overfitting works" in text and "*** Output file ./results/exp1_2_L8_K256.json written" in text
+    plots = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert plots == 6  # the test run, two for experiment 1.1, three for experiment 1.2
+    nbformat.write(nb, work / "HW2.ipynb")
+    report = grade(work, hw2, sandbox)
+    assert report.score == AUTOMATIC, [(r.id, r.output[:200]) for r in report.results if r.status == "failed"]

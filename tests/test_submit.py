@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from demo import hw4_samples as samples
+from demo import hw2_samples, hw4_samples as samples
 from hw_utils.pdf import PdfEngineMissing, notebook_to_pdf, shorten_outputs
 from hw_utils.submit import check_execution, check_saved
 
@@ -146,3 +146,23 @@ def test_long_outputs_keep_their_ends():
     text = shorten_outputs(nb).cells[0].outputs[0]["text"]
     assert text.startswith("line 0\n") and text.endswith("line 199\n") and "[... 150 lines cut for the PDF ...]" in text
     assert len(nb.cells[0].outputs[0]["text"].splitlines()) == 200  # the original is untouched
+
+
+@needs_chromium
+def test_hw2_submission_keeps_the_results_folder(tmp_path):
+    folder = hw2_samples.build_student_folder(tmp_path / "hw2")
+    proc = run_submit(folder)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TOTAL 84 / 94" in proc.stdout  # the public checks: the hidden expected outputs (6 points) stay with the grader
+    with zipfile.ZipFile(folder / "HW2_submission.zip") as zf:
+        names = zf.namelist()
+    assert names[0] == "HW2.ipynb" and len(names) == 21
+    assert "results/exp1_1_K32_L2.json" in names and "results/exp1_2_L8_K256.json" in names
+    assert (folder / "HW2.pdf").stat().st_size > 10_000
+
+
+def test_hw2_missing_result_file_is_named_with_how_to_make_it(tmp_path):
+    folder = hw2_samples.build_student_folder(tmp_path / "hw2", hw2_samples.MUTANTS["run_missing"])
+    proc = run_submit(folder, "--no-checks")
+    assert proc.returncode == 1
+    assert "✗ results/exp1_1_K64_L16.json is missing. Run the experiment 1.1 cell" in proc.stdout
