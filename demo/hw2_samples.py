@@ -54,6 +54,9 @@ MUTANTS = {
     "no_zero_grad": Sample("gradients never cleared", {"trainer": [(
         "        self.optimizer.zero_grad()\n        scores = self.model(X)\n", "        scores = self.model(X)\n")]},
         frozenset({"trainer.train_batch", "trainer.overfit"})),
+    "losses_per_batch": Sample("fit keeps every batch's loss instead of each epoch's mean", {"trainer": [(
+        "train_loss.append(sum(train_result.losses) / len(train_result.losses))", "train_loss.append(train_result.losses)")]},
+        frozenset({"trainer.fit"})),
     "test_with_gradients": Sample("test_batch without torch.no_grad()", {"trainer": [(
         "        with torch.no_grad():\n            scores = self.model(X)\n            loss = self.loss_fn(scores, y)\n",
         "        scores = self.model(X)\n        loss = self.loss_fn(scores, y)\n")]},

@@ -165,14 +165,17 @@ def overfit(ns, epochs, batches, batch_size, lr, momentum, seed=42):
 def _fit_result(result):
     if not isinstance(result, tuple) or not all(hasattr(result, f) for f in FIT_FIELDS):
         raise ProbeError(f"fit returned a {type(result).__name__}; expected a FitResult{FIT_FIELDS}")
-    plain = {}
+    plain, shown = {}, {}
     for name in FIT_FIELDS:
         value = getattr(result, name)
+        text = repr(value)  # for messages: what the student's fit really returned
+        shown[name] = text if len(text) <= 120 else text[:120] + " ..."
         if name == "num_epochs":
-            plain[name] = _number(value)["value"]
+            count = _number(value)["value"]
+            plain[name] = int(count) if count is not None and math.isfinite(count) and count == int(count) else count
         else:
-            plain[name] = [_number(v)["value"] for v in value] if isinstance(value, (list, tuple)) else repr(value)[:200]
-    return plain
+            plain[name] = [_number(v)["value"] for v in value] if isinstance(value, (list, tuple)) else shown[name]
+    return {**plain, "shown": shown}
 
 
 def fit_runs(ns, scenarios):
