@@ -1,11 +1,12 @@
 """Grading speed: the kit's sandboxed grader against one Jupyter kernel per submission.
 
-Both run the same HW4 checks on the same submissions in one run. The baseline is
+Both run the same checks (HW4's, or HW2's with --assignment hw2) on the same
+submissions in one run. The baseline is
 the conventional way: a fresh kernel per submission (nbclient), executing the
 setup cell, the graded cells and the same probes, then judging their output.
 The kit forks each child from a zygote that has torch imported already.
 
-    python benchmarks/grade_speed.py [--n 20]
+    python benchmarks/grade_speed.py [--assignment hw4|hw2] [--n 20]
 
 With --class N it also grades N submissions as a class with `grade-all`
 (parallel sandboxes, one per core) against the same kernel-per-submission
@@ -31,18 +32,21 @@ from autograder import notebook  # noqa: E402
 from autograder.assignment import load_assignment  # noqa: E402
 from autograder.pipeline import judge_checks, grade  # noqa: E402
 from autograder.sandbox import KIT_ROOT, RunResult, Sandbox  # noqa: E402
-from demo import hw4_samples  # noqa: E402
+from demo import hw2_samples, hw4_samples  # noqa: E402
+
+SAMPLES = {"hw4": hw4_samples, "hw2": hw2_samples}  # reference and mutants to grade, per homework
+MARK = "@@probe-results@@"
 
 
-def kernel_grade(path: Path, hw4) -> float:
+def kernel_grade(path: Path, assignment) -> float:
     """Grade one submission in a fresh Jupyter kernel; returns the total score."""
-    sub = notebook.open_submission(path, path, hw4.notebook, list(hw4.graded_cells), [f["name"] for f in hw4.required_files])
-    probes = {c.probe_key: {"probe": c.probe, "args": dict(c.args)} for c in hw4.checks}
+    sub = notebook.open_submission(path, path, assignment.notebook, list(assignment.graded_cells), [f["name"] for f in assignment.required_files])
+    probes = {c.probe_key: {"probe": c.probe, "args": dict(c.args)} for c in assignment.checks}
     cells = [nbformat.v4.new_code_cell(f"import os, sys; sys.path.insert(0, {str(KIT_ROOT)!r}); os.chdir({str(path)!r})\n"
                                        f"from autograder.child import load_module_from\n"
-                                       f"probes = load_module_from({str(hw4.probes_path)!r}, 'p')")]
-    cells.append(nbformat.v4.new_code_cell(hw4.setup_source))
-    for gid, options in hw4.graded_cells.items():
+                                       f"probes = load_module_from({str(assignment.probes_path)!r}, 'p')")]
+    cells.append(nbformat.v4.new_code_cell(assignment.setup_source))
+    for gid, options in assignment.graded_cells.items():
         stub = f"probes.{options['stub']}(globals())\n" if options.get("stub") else ""
         cells.append(nbformat.v4.new_code_cell(stub + sub.cells.get(gid, "")))
     cells.append(nbformat.v4.new_code_cell(
@@ -51,24 +55,28 @@ def kernel_grade(path: Path, hw4) -> float:
         "    torch.manual_seed(0)\n"
         "    try:\n        out[key] = {'ok': True, 'data': encode(getattr(probes, p['probe'])(globals(), **p['args']))}\n"
         "    except Exception as e:\n        out[key] = {'ok': False, 'error': repr(e)}\n"
-        "print(json.dumps(out))"))
+        "print('\\n' + MARK + json.dumps(out))".replace("MARK", repr(MARK))))
     nb = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
-    run = RunResult(cells={gid: {"ok": True, "error": ""} for gid in sub.cells}, probes=json.loads(text))
-    verdicts = judge_checks(sub, hw4, run)
+    probes_out = json.loads(text.rsplit(MARK, 1)[1])  # what the probes printed comes before the mark
+    run = RunResult(cells={gid: {"ok": True, "error": ""} for gid in sub.cells}, probes=probes_out)
+    verdicts = judge_checks(sub, assignment, run)
     return sum(1 for v in verdicts.values() if v.passed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assignment", default="hw4", choices=sorted(SAMPLES))
     parser.add_argument("--n", type=int, default=20, help="submissions graded in a row")
     parser.add_argument("--class", dest="class_size", type=int, default=0, help="also grade this many with grade-all")
     args = parser.parse_args()
-    hw4 = load_assignment("hw4")
-    names = sorted(hw4_samples.MUTANTS)
+    assignment = load_assignment(args.assignment)
+    samples = SAMPLES[args.assignment]
+    names = sorted(samples.MUTANTS)
+    checked = {c.id for c in assignment.checks}
     with tempfile.TemporaryDirectory() as tmp:
-        subs = [hw4_samples.build(Path(tmp) / f"s{i:02d}", hw4_samples.MUTANTS[names[i % len(names)]] if i else None)
+        subs = [samples.build(Path(tmp) / f"s{i:02d}", samples.MUTANTS[names[i % len(names)]] if i else None)
                 for i in range(args.n)]
 
         start = time.perf_counter()
@@ -76,32 +84,32 @@ def main() -> None:
         sandbox.start()
         startup = time.perf_counter() - start
         start = time.perf_counter()
-        kit_passed = sum(r.status == "passed" for r in grade(subs[0], hw4, sandbox).results if r.id.startswith(("block", "model", "aug", "table", "training")))
+        kit_passed = sum(r.status == "passed" for r in grade(subs[0], assignment, sandbox).results if r.id in checked)
         first = time.perf_counter() - start
         start = time.perf_counter()
         for path in subs:
-            grade(path, hw4, sandbox)
+            grade(path, assignment, sandbox)
         kit_each = (time.perf_counter() - start) / len(subs)
         sandbox.close()
 
         start = time.perf_counter()
-        kernel_passed = kernel_grade(subs[0], hw4)
+        kernel_passed = kernel_grade(subs[0], assignment)
         kernel_first = time.perf_counter() - start
         assert kernel_passed == kit_passed, (kernel_passed, kit_passed)  # the same checks, the same outcome
         start = time.perf_counter()
         for path in subs:
-            kernel_grade(path, hw4)
+            kernel_grade(path, assignment)
         kernel_each = (time.perf_counter() - start) / len(subs)
 
-    print(f"\nHW4, {args.n} submissions in a row (reference and mutants), same checks:")
+    print(f"\n{args.assignment.upper()}, {args.n} submissions in a row (reference and mutants), same checks:")
     print(f"  kit sandbox (zygote)   start-up {startup:5.2f} s once; first {first:5.2f} s; {kit_each:5.2f} s per submission")
     print(f"  kernel per submission  first {kernel_first:5.2f} s; {kernel_each:5.2f} s per submission")
     print(f"  ratio (kernel / kit, per submission): {kernel_each / kit_each:5.1f}x")
     if args.class_size:
-        grade_class(args.class_size, hw4, names)
+        grade_class(args.class_size, assignment, samples, names)
 
 
-def grade_class(n: int, hw4, names) -> None:
+def grade_class(n: int, assignment, samples, names) -> None:
     """grade-all over n submissions against a fresh kernel per submission, same n."""
     import os
 
@@ -109,17 +117,17 @@ def grade_class(n: int, hw4, names) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "class"
-        subs = [hw4_samples.build(root / f"student{i:03d}", hw4_samples.MUTANTS[names[i % len(names)]] if i % 3 else None)
+        subs = [samples.build(root / f"student{i:03d}", samples.MUTANTS[names[i % len(names)]] if i % 3 else None)
                 for i in range(n)]
         jobs = os.cpu_count() or 1
         start = time.perf_counter()
-        grade_all(root, "hw4", Path(tmp) / "out", jobs=jobs, progress=False)
+        grade_all(root, assignment.name, Path(tmp) / "out", jobs=jobs, progress=False)
         batch = time.perf_counter() - start
         start = time.perf_counter()
         for path in subs:
-            kernel_grade(path, hw4)
+            kernel_grade(path, assignment)
         kernels = time.perf_counter() - start
-    print(f"\nHW4 class of {n}:")
+    print(f"\n{assignment.name.upper()} class of {n}:")
     print(f"  grade-all --jobs {jobs}        {batch:7.1f} s in all ({batch / n:5.2f} s per submission, start-up included)")
     print(f"  kernel per submission     {kernels:7.1f} s in all ({kernels / n:5.2f} s per submission)")
     print(f"  ratio (kernels / grade-all): {kernels / batch:5.1f}x")
