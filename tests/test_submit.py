@@ -166,3 +166,18 @@ def test_hw2_missing_result_file_is_named_with_how_to_make_it(tmp_path):
     proc = run_submit(folder, "--no-checks")
     assert proc.returncode == 1
     assert "✗ results/exp1_1_K64_L16.json is missing. Run the experiment 1.1 cell" in proc.stdout
+
+
+def test_progress_bars_appear_in_their_final_state():
+    bar = "".join(f"\rtrain_batch ({i}/25)" for i in range(26)) + "\rtrain_batch (Avg. Loss 0.1, Accuracy 96.0): 100%\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="--- EPOCH 1/2 ---\r\n" + bar + "done\n")]
+    text = shorten_outputs(nb).cells[0].outputs[0]["text"]
+    assert text == "--- EPOCH 1/2 ---\ntrain_batch (Avg. Loss 0.1, Accuracy 96.0): 100%\ndone\n"
+
+
+def test_pieces_of_one_stream_are_merged_before_long_outputs_are_cut():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"line {i}\n") for i in range(200)]
+    outputs = shorten_outputs(nb).cells[0].outputs
+    assert len(outputs) == 1 and "[... 150 lines cut for the PDF ...]" in outputs[0]["text"]

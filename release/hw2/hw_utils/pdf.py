@@ -51,13 +51,36 @@ def _has_playwright() -> bool:
     return True
 
 
+def final_text(text: str) -> str:
+    """Stream text as a terminal would end up showing it: of a line rewritten with
+    carriage returns (a text progress bar), only its last state."""
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _merge_streams(outputs: list) -> list:
+    """Consecutive pieces of one stream as one output, as Jupyter shows them."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")):
+            previous["text"] = previous.get("text", "") + output.get("text", "")
+        else:
+            merged.append(output)
+    return merged
+
+
 def shorten_outputs(nb, max_lines: int = MAX_OUTPUT_LINES, keep: int = KEEP_LINES):
-    """A copy of `nb` whose long text outputs keep only their first and last lines."""
+    """A copy of `nb` whose text outputs show progress bars in their final state and
+    keep only the first and last lines of long outputs."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = _merge_streams(cell.outputs)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
-                lines = output.get("text", "").splitlines(True)
+                output["text"] = final_text(output.get("text", ""))
+                lines = output["text"].splitlines(True)
                 if len(lines) > max_lines:
                     cut = len(lines) - 2 * keep
                     output["text"] = "".join(lines[:keep] + [f"[... {cut} lines cut for the PDF ...]\n"] + lines[-keep:])
