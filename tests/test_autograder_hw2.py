@@ -254,3 +254,19 @@ def test_source_notebook_runs_top_to_bottom_and_its_own_results_get_full_marks(h
     nbformat.write(nb, work / "HW2.ipynb")
     report = grade(work, hw2, sandbox)
     assert report.score == AUTOMATIC, [(r.id, r.output[:200]) for r in report.results if r.status == "failed"]
+
+
+@pytest.mark.parametrize("variant", ["flatten_in_classifier", "flatten_module_in_forward"])
+def test_harmless_variations_keep_full_marks(hw2, sandbox, tmp_path, variant):
+    """An nn.Flatten, in the classifier or as its own module, changes nothing that is graded."""
+    edits = {
+        "flatten_in_classifier": [("        layers = []\n        ### BEGIN SOLUTION\n        num_pools",
+                                   "        layers = [nn.Flatten()]\n        ### BEGIN SOLUTION\n        num_pools"),
+                                  ("return self.classifier(features.flatten(start_dim=1))", "return self.classifier(features)")],
+        "flatten_module_in_forward": [("        self.classifier = self._make_classifier()\n",
+                                       "        self.classifier = self._make_classifier()\n        self.flatten = nn.Flatten()\n"),
+                                      ("return self.classifier(features.flatten(start_dim=1))",
+                                       "return self.classifier(self.flatten(features))")],
+    }[variant]
+    report = grade(samples.build(tmp_path / variant, samples.Sample(variant, {"conv_classifier": edits})), hw2, sandbox)
+    assert report.score == AUTOMATIC, [(r.id, r.output[:300]) for r in report.results if r.status == "failed"]

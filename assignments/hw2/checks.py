@@ -98,10 +98,14 @@ def expected_classifier(cfg) -> list[tuple]:
     return layers + [("Linear", widths[-1], cfg["out_classes"])]
 
 
+RESHAPING = {"Flatten", "Unflatten", "Identity"}  # no parameters, no arithmetic: allowed anywhere
+
+
 def _leaves(modules, prefix):
-    """The leaf modules under `prefix` (e.g. 'feature_extractor'), in order."""
+    """The leaf modules under `prefix` (e.g. 'feature_extractor'), in order, leaving
+    out mere reshaping (an nn.Flatten at the start of the classifier is fine)."""
     names = [m["name"] for m in modules]
-    inside = [m for m in modules if m["name"].startswith(prefix + ".")]
+    inside = [m for m in modules if m["name"].startswith(prefix + ".") and m["type"] not in RESHAPING]
     return [m for m in inside if not any(n.startswith(m["name"] + ".") for n in names)]
 
 
@@ -139,7 +143,8 @@ def judge_modules(items):
                 found = "there is no such attribute" if kind == "NoneType" else f"it is a {kind}"
                 return f"`self.{part}` must be an nn.Sequential; {found}."
         calls = item["forward"].get("calls", [])
-        outside = sorted({c["name"] for c in calls if not c["name"].startswith(("feature_extractor.", "classifier."))})
+        outside = sorted({c["name"] for c in calls if c["type"] not in RESHAPING
+                          and not c["name"].startswith(("feature_extractor.", "classifier."))})
         if outside:
             return f"forward() runs {', '.join(outside)}, which is outside feature_extractor and classifier."
         return None
