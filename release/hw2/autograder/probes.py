@@ -74,6 +74,20 @@ def decode(value: Any) -> Any:
 
 # --- shared measuring helpers -----------------------------------------------------
 
+def attempt(fn) -> Any:
+    """fn()'s value, or {"error": why} when it fails, so that one failing setting
+    spoils no other. A ProbeError keeps the grader's own words; any other error
+    becomes the student's traceback, trimmed to their cells."""
+    from autograder.child import student_traceback
+
+    try:
+        return fn()
+    except ProbeError as err:
+        return {"error": str(err)}
+    except Exception as err:
+        return {"error": student_traceback(err)}
+
+
 def lookup(ns: dict, name: str, kind: str = "class"):
     """The student's object called `name`, or a ProbeError saying it is missing."""
     if name not in ns:

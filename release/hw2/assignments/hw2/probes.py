@@ -21,21 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from autograder.child import student_traceback
-from autograder.probes import ProbeError, describe_modules, lookup, trace_leaf_calls
+from autograder.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
 
 DIGITS = Path(__file__).resolve().parent / "digits50.json"
 FIT_FIELDS = ("num_epochs", "train_loss", "train_acc", "test_loss", "test_acc")
-
-
-def _attempt(fn):
-    """fn()'s value, or {"error": the student's traceback} (one bad setting spoils no other)."""
-    try:
-        return fn()
-    except ProbeError as err:  # the grader's own words, without a traceback
-        return {"error": str(err)}
-    except Exception as err:
-        return {"error": student_traceback(err)}
 
 
 def digits(size: int = 32, channels: int = 3):
@@ -80,11 +69,11 @@ def conv_structures(ns, configs):
         net = _build(ns, cfg)
         parts = {name: type(getattr(net, name, None)).__name__ for name in ("feature_extractor", "classifier")}
         sequential = {name: isinstance(getattr(net, name, None), nn.Sequential) for name in parts}
-        forward = _attempt(lambda: dict(zip(("out", "calls"), trace_leaf_calls(net, torch.randn(2, *cfg["in_size"])))))
+        forward = attempt(lambda: dict(zip(("out", "calls"), trace_leaf_calls(net, torch.randn(2, *cfg["in_size"])))))
         if "out" in forward:
             forward["out"] = forward["out"].detach()
         return {"modules": describe_modules(net), "parts": parts, "sequential": sequential, "forward": forward}
-    return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in configs]
+    return [{"cfg": cfg, **attempt(lambda: one(cfg))} for cfg in configs]
 
 
 def seeded_outputs(ns, configs, seed=42):
@@ -96,7 +85,7 @@ def seeded_outputs(ns, configs, seed=42):
         image = torch.randint(low=0, high=256, size=tuple(cfg["in_size"]), dtype=torch.float)
         with torch.no_grad():
             return {"out": net(image.unsqueeze(0)).detach()}
-    return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in configs]
+    return [{"cfg": cfg, **attempt(lambda: one(cfg))} for cfg in configs]
 
 
 # --- 2. TorchTrainer ------------------------------------------------------------------
@@ -124,7 +113,7 @@ def trainer_steps(ns, lr, momentum):
     trainer = _trainer(ns, model, lr, momentum)
     steps = []
     for _ in range(2):
-        result = _attempt(lambda: _batch_result(trainer.train_batch(train)))
+        result = attempt(lambda: _batch_result(trainer.train_batch(train)))
         steps.append({"result": result, "state": _state(model)})
         if "error" in result:
             break
@@ -133,7 +122,7 @@ def trainer_steps(ns, lr, momentum):
     trainer = _trainer(ns, model, lr, momentum)
     grad_modes = []
     hook = model.register_forward_hook(lambda *args: grad_modes.append(torch.is_grad_enabled()))
-    result = _attempt(lambda: _batch_result(trainer.test_batch(test)))
+    result = attempt(lambda: _batch_result(trainer.test_batch(test)))
     hook.remove()
     after = _state(model)
     tested = {"result": result, "changed": [k for k in initial if not torch.equal(initial[k], after[k])],
@@ -194,9 +183,9 @@ def fit_runs(ns, scenarios):
                              early_stopping=s["early_stopping"], print_every=s["num_epochs"])
         out = {"result": _fit_result(result), "files": sorted(os.listdir("."))}
         if s.get("checkpoints"):
-            out["checkpoint"] = _attempt(lambda: _checkpoint(name + ".pt", model))
+            out["checkpoint"] = attempt(lambda: _checkpoint(name + ".pt", model))
         return out
-    return [{"scenario": s, **_attempt(lambda: one(s))} for s in scenarios]
+    return [{"scenario": s, **attempt(lambda: one(s))} for s in scenarios]
 
 
 def _checkpoint(path, model):
@@ -270,7 +259,7 @@ def run_experiment_probe(ns, call, scripted):
     out_dir = call["out_dir"]
     files = sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else None
     path = os.path.join(out_dir, f"{call['run_name']}.json")
-    written = _attempt(lambda: _read_json(path)) if os.path.isfile(path) else None
+    written = attempt(lambda: _read_json(path)) if os.path.isfile(path) else None
     return {"built": built, "events": events, "files": files, "written": written}
 
 
@@ -302,5 +291,5 @@ def submitted_runs(ns, names):
     runs = {}
     for name in names:
         path = os.path.join("results", f"{name}.json")
-        runs[name] = _attempt(lambda: _read_json(path))
+        runs[name] = attempt(lambda: _read_json(path))
     return runs

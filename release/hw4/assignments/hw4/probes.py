@@ -13,8 +13,7 @@ import math
 import torch
 from torch import nn
 
-from autograder.child import student_traceback
-from autograder.probes import ProbeError, describe_modules, lookup, trace_leaf_calls
+from autograder.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
 
 TEST_IMAGE = 32
 
@@ -25,14 +24,6 @@ def _block(ns, cfg):
                  batchnorm=cfg["batchnorm"], residual=cfg["residual"])
 
 
-def _attempt(fn):
-    """fn()'s value, or {"error": the student's traceback} (one bad setting spoils no other)."""
-    try:
-        return fn()
-    except Exception as err:
-        return {"error": student_traceback(err)}
-
-
 # --- Block ------------------------------------------------------------------------
 
 def block_shapes(ns, grid):
@@ -40,7 +31,7 @@ def block_shapes(ns, grid):
     def one(cfg):
         block = _block(ns, cfg)
         return {"out": block(torch.randn(2, cfg["in_channels"], cfg["size"], cfg["size"]))}
-    return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in grid]
+    return [{"cfg": cfg, **attempt(lambda: one(cfg))} for cfg in grid]
 
 
 def _randomise_batchnorm(module):
@@ -78,7 +69,7 @@ def block_details(ns, configs):
         return {"modules": describe_modules(block), "calls": calls, "params_before": params_before,
                 "params_after": params_after, "no_grad": no_grad, "x": x, "out_train": out_train.detach(),
                 "out_eval": out_eval, "state_train": state_train, "state_eval": state_eval}
-    return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in configs]
+    return [{"cfg": cfg, **attempt(lambda: one(cfg))} for cfg in configs]
 
 
 # --- Model ------------------------------------------------------------------------
@@ -93,7 +84,7 @@ def model_details(ns, configs, sizes):
         model.eval()
         with torch.no_grad():
             out, calls = trace_leaf_calls(model, torch.randn(4, 3, TEST_IMAGE, TEST_IMAGE))
-            shapes = {str(s): _attempt(lambda: {"out": model(torch.randn(2, 3, s, s))}) for s in sizes}
+            shapes = {str(s): attempt(lambda: {"out": model(torch.randn(2, 3, s, s))}) for s in sizes}
         blocks = []
         for name, sub in model.named_modules():
             if isinstance(sub, Block):
@@ -102,7 +93,7 @@ def model_details(ns, configs, sizes):
                                "out": max((c.out_channels for c in convs), default=None)})
         return {"calls": calls, "blocks": blocks, "shapes": shapes, "out": out,
                 "modules": [m["type"] for m in describe_modules(model)]}
-    return [{"cfg": cfg, **_attempt(lambda: one(cfg))} for cfg in configs]
+    return [{"cfg": cfg, **attempt(lambda: one(cfg))} for cfg in configs]
 
 
 def model_from_config(ns):
@@ -190,7 +181,7 @@ def augmentation(ns):
     for ds in captured:
         split = "train" if ds.train else "test"
         found[split] = {"transforms": _flatten(ds.transform) if ds.transform is not None else [],
-                        "sample": _attempt(lambda: _sample(ds))}
+                        "sample": attempt(lambda: _sample(ds))}
     return found
 
 
