@@ -13,7 +13,7 @@ import torch
 
 from autograder.assignment import load_assignment
 from autograder.pipeline import grade
-from autograder.sandbox import KIT_ROOT, Sandbox
+from autograder.sandbox import KIT_ROOT
 from demo import hw2_samples as samples
 
 SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_text())
@@ -23,12 +23,6 @@ AUTOMATIC = 90  # 100 minus the two questions graded by hand
 @pytest.fixture(scope="module")
 def hw2():
     return load_assignment("hw2")
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox() as sb:
-        yield sb
 
 
 @pytest.fixture(scope="module")

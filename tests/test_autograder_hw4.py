@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import jsonschema
 import nbformat
@@ -23,12 +22,6 @@ SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_te
 @pytest.fixture(scope="module")
 def hw4():
     return load_assignment("hw4")
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox() as sb:
-        yield sb
 
 
 @pytest.fixture(scope="module")
