@@ -2,13 +2,13 @@
 (checks.py, run by the grader) and its probes (probes.py, run in the sandbox)."""
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from .checks import Check
+from .child import load_module_from
 from .notebook import SubmissionError, setup_source
 from .sandbox import KIT_ROOT, Limits
 from .scoring import RubricItem
@@ -42,15 +42,6 @@ def available(root: Path = KIT_ROOT) -> list[str]:
     return sorted(p.parent.name for p in (root / "assignments").glob("*/rubric.yaml"))
 
 
-def _load_module(path: Path, name: str, **bound):
-    """Execute a check file as a module; `bound` names are set in it before it runs."""
-    spec = importlib.util.spec_from_file_location(f"assignment_{name}_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__.update(bound)
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
     folder = root / "assignments" / name
     if not (folder / "rubric.yaml").is_file():
@@ -62,10 +53,10 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
     has_hidden = (folder / "hidden_checks.py").is_file()
     items = tuple(RubricItem.from_dict(item, section) for item, section in entries
                   if has_hidden or not item.get("hidden"))
-    public = _load_module(folder / "checks.py", name)
+    public = load_module_from(folder / "checks.py", f"assignment_{name}_checks")
     checks = tuple(public.CHECKS)
     if has_hidden:  # hidden_checks.py sees the public module as `public`
-        checks += tuple(_load_module(folder / "hidden_checks.py", name, public=public).CHECKS)
+        checks += tuple(load_module_from(folder / "hidden_checks.py", f"assignment_{name}_hidden_checks", public=public).CHECKS)
 
     graded = {i.id for i in items if not i.manual and i.id not in ENGINE_ITEMS}
     defined = {c.id for c in checks}

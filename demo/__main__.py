@@ -55,47 +55,46 @@ def demo_training() -> None:
             print(f"  wrote {path} ({path.stat().st_size:,} bytes)")
 
 
-def demo_grading() -> None:
-    print("\n== 2. Grading bundled HW4 sample submissions in the sandbox (grade-all) ==")
+def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
+    """Build one homework's reference, blank release and flawed variants (student
+    name -> mutant) into demo_out/, grade them as a class with grade-all and print
+    the gradebook. Returns the folder of graded results."""
     from autograder.batch import grade_all, gradebook_table
-    from autograder.reporters import text_table
+
+    folder, graded = OUT / f"{homework}_samples", OUT / f"{homework}_graded"
+    for path in (folder, graded):
+        shutil.rmtree(path, ignore_errors=True)
+    samples.build(folder / "reference")
+    samples.build_blank(folder / "blank_release")
+    for student, mutant in flawed.items():
+        samples.build(folder / student, samples.MUTANTS[mutant])
+    print(f"The class, as `python -m autograder grade-all {folder} --assignment {homework}` grades it:")
+    print(gradebook_table(grade_all(folder, homework, graded, jobs=2)))
+    print(f"gradebook: {graded / 'gradebook.csv'} (and .xlsx); feedback: {graded}/<student>/feedback.html")
+    return graded
+
+
+def demo_grading() -> None:
+    print("\n== 2. Grading bundled HW4 sample submissions in the sandbox ==")
     from autograder.assignment import load_assignment
     from autograder.pipeline import grade
+    from autograder.reporters import text_table
     from autograder.sandbox import Sandbox
     from demo import hw4_samples
 
-    folder = OUT / "hw4_samples"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(OUT / "hw4_graded", ignore_errors=True)
-    hw4_samples.build(folder / "reference")
-    hw4_samples.build_blank(folder / "blank_release")
-    hw4_samples.build(folder / "flawed_softmax", hw4_samples.MUTANTS["softmax_output"])
-    hw4_samples.build(folder / "flawed_shortcut", hw4_samples.MUTANTS["no_shortcut_activation"])
-
-    print("One submission, as `python -m autograder grade` shows it:")
+    grade_samples("hw4", hw4_samples, {"flawed_softmax": "softmax_output", "flawed_shortcut": "no_shortcut_activation"})
+    print("\nOne submission, as `python -m autograder grade` shows it:")
     with Sandbox() as sandbox:
-        print(text_table(grade(folder / "flawed_shortcut", load_assignment("hw4"), sandbox)))
-    print("\nThe whole class, as `python -m autograder grade-all` grades it:")
-    rows = grade_all(folder, "hw4", OUT / "hw4_graded", jobs=2)
-    print(gradebook_table(rows))
-    print(f"gradebook: {OUT / 'hw4_graded' / 'gradebook.csv'} (and .xlsx); feedback: {OUT / 'hw4_graded'}/<student>/feedback.html")
+        print(text_table(grade(OUT / "hw4_samples" / "flawed_shortcut", load_assignment("hw4"), sandbox)))
 
 
 def demo_grading_hw2() -> None:
     print("\n== 3. The same engine grades HW2 (Convolutional Architectures) ==")
-    from autograder.batch import grade_all, gradebook_table
     from demo import hw2_samples
 
-    folder = OUT / "hw2_samples"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(OUT / "hw2_graded", ignore_errors=True)
-    hw2_samples.build(folder / "reference")
-    hw2_samples.build_blank(folder / "blank_release")
-    hw2_samples.build(folder / "flawed_linears_first", hw2_samples.MUTANTS["linears_first"])
-    hw2_samples.build(folder / "flawed_early_stopping", hw2_samples.MUTANTS["early_stopping_late"])
-    rows = grade_all(folder, "hw2", OUT / "hw2_graded", jobs=2)
-    print(gradebook_table(rows))
-    feedback = OUT / "hw2_graded" / "flawed_linears_first" / "feedback.md"
+    graded = grade_samples("hw2", hw2_samples, {"flawed_linears_first": "linears_first",
+                                                "flawed_early_stopping": "early_stopping_late"})
+    feedback = graded / "flawed_linears_first" / "feedback.md"
     print(f"\nWhat the student with the linear layers created first reads ({feedback}):")
     lines = [line for line in feedback.read_text().splitlines() if "Expected output" in line]
     print("\n".join(lines[:1]) or feedback.read_text()[:800])

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demo.samples import REPO, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
+from demo.samples import REPO, copy_release_folder, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
 
 SOURCE = REPO / "source" / "hw2" / "HW2.ipynb"
 RELEASE = REPO / "release" / "hw2" / "HW2.ipynb"
@@ -128,8 +128,4 @@ def build_blank(folder: Path) -> Path:
 def build_student_folder(dest: Path, sample: Sample | None = None) -> Path:
     """A student's copy of release/hw2 after finishing the work: the reference
     notebook and its result files, beside hw_utils/ and the rest."""
-    import shutil
-
-    dest = Path(dest)
-    shutil.copytree(RELEASE.parent, dest, ignore=shutil.ignore_patterns("HW2.ipynb", "__pycache__"))
-    return build(dest, sample)
+    return build(copy_release_folder(RELEASE, dest), sample)

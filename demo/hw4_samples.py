@@ -7,14 +7,13 @@ tables are synthetic fixtures for grading, not training results.
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
-from demo.samples import REPO, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
+from demo.samples import REPO, copy_release_folder, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
 from hw_utils import save_yaml
 
 SOURCE = REPO / "source" / "hw4" / "HW4.ipynb"
@@ -166,9 +165,7 @@ def mark_executed(nb, folder: Path) -> None:
 def build_student_folder(dest: Path, sample: Sample | None = None) -> Path:
     """A student's copy of release/hw4 after finishing the work: the reference
     notebook (run from top to bottom) and its files, beside hw_utils/ and the rest."""
-    dest = Path(dest)
-    shutil.copytree(RELEASE.parent, dest, ignore=shutil.ignore_patterns("HW4.ipynb", "__pycache__"))
-    build(dest, sample)
+    dest = build(copy_release_folder(RELEASE, dest), sample)
     nb = nbformat.read(dest / "HW4.ipynb", as_version=4)
     mark_executed(nb, dest)
     nbformat.write(nb, dest / "HW4.ipynb")

@@ -43,6 +43,15 @@ def copy_release_notebook(release: Path, folder: Path) -> Path:
     return folder
 
 
+def copy_release_folder(release_notebook: Path, dest: Path) -> Path:
+    """A student's copy of a release folder (hw_utils/, the public checks, the
+    Makefile) without the notebook, which the caller writes."""
+    dest = Path(dest)
+    shutil.copytree(Path(release_notebook).parent, dest,
+                    ignore=shutil.ignore_patterns(Path(release_notebook).name, "__pycache__"))
+    return dest
+
+
 def zip_folder(folder: Path, zip_path: Path) -> Path:
     """Zip every file of `folder` under its path inside it (results/x.json stays in results/)."""
     from hw_utils.submit import write_zip

@@ -186,26 +186,13 @@ def test_notebook_points_table_matches_the_rubric(hw2):
         assert row.rstrip(" |").endswith(f"| {points}"), row
 
 
-def test_gradescope_bundle_grades_hw2_with_its_hidden_checks(tmp_path):
-    import zipfile
-
-    from autograder.gradescope import build_bundle
-
-    bundle = build_bundle("hw2", tmp_path / "hw2_autograder.zip")
-    source = tmp_path / "autograder" / "source"
-    with zipfile.ZipFile(bundle) as zf:
-        names = set(zf.namelist())
-        zf.extractall(source)
+def test_gradescope_bundle_grades_hw2_with_its_hidden_checks(gradescope):
+    names = gradescope.install("hw2")
     assert {"assignments/hw2/hidden_checks.py", "assignments/hw2/assets/expected_conv_out_hidden.pt",
             "assignments/hw2/digits50.json", "source/hw2/HW2.ipynb"} <= names
-    submission = samples.build(tmp_path / "autograder" / "submission", samples.MUTANTS["wrong_in_features"])
-    results = tmp_path / "autograder" / "results" / "results.json"
-    env = {**os.environ, "AUTOGRADER_SOURCE": str(source), "AUTOGRADER_SUBMISSION": str(submission),
-           "AUTOGRADER_RESULTS": str(results), "AUTOGRADER_PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=300)
+    samples.build(gradescope.submission, samples.MUTANTS["wrong_in_features"])
+    proc, data = gradescope.run()
     assert proc.returncode == 0, proc.stderr[-2000:]
-    data = json.loads(results.read_text())
-    jsonschema.validate(data, SCHEMA)
     assert data["score"] == AUTOMATIC - 16  # classifier 6, other sizes 4, hidden expected outputs 6
     hidden = next(t for t in data["tests"] if "hidden" in t["name"])
     assert hidden["visibility"] == "after_published" and hidden["score"] == 0

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -15,7 +14,6 @@ import pandas as pd
 import pytest
 
 from autograder.batch import discover, grade_all
-from autograder.gradescope import build_bundle
 from autograder.sandbox import KIT_ROOT
 from demo import hw4_samples as samples
 
@@ -154,31 +152,19 @@ def test_discovers_nbgrader_and_gradescope_layouts(tmp_path):
                                                                            ("bo@example.edu", "submission_222")]
 
 
-def test_gradescope_bundle_runs_for_real(tmp_path):
-    bundle = build_bundle("hw4", tmp_path / "hw4_autograder.zip")
-    source = tmp_path / "autograder" / "source"
-    with zipfile.ZipFile(bundle) as zf:
-        names = zf.namelist()
-        assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/__main__.py",
-                "assignments/hw4/rubric.yaml", "source/hw4/HW4.ipynb", "hw_utils/train.py"} <= set(names)
-        assert not any("__pycache__" in n for n in names)
-        zf.extractall(source)
-    submission = samples.build(tmp_path / "autograder" / "submission", samples.MUTANTS["softmax_output"])
-    results = tmp_path / "autograder" / "results" / "results.json"
-    env = {**os.environ, "AUTOGRADER_SOURCE": str(source), "AUTOGRADER_SUBMISSION": str(submission),
-           "AUTOGRADER_RESULTS": str(results), "AUTOGRADER_PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=300)
+def test_gradescope_bundle_runs_for_real(gradescope):
+    names = gradescope.install("hw4")
+    assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/__main__.py",
+            "assignments/hw4/rubric.yaml", "source/hw4/HW4.ipynb", "hw_utils/train.py"} <= names
+    assert not any("__pycache__" in n for n in names)
+    samples.build(gradescope.submission, samples.MUTANTS["softmax_output"])
+    proc, data = gradescope.run()
     assert proc.returncode == 0, proc.stderr[-2000:]
-    data = json.loads(results.read_text())
-    jsonschema.validate(data, SCHEMA)
     assert data["score"] == 98
 
     # Anything broken still leaves a valid zero-score results.json with the reason.
-    broken = subprocess.run(["bash", str(source / "run_autograder")], env={**env, "AUTOGRADER_PYTHON": "/bin/false"},
-                            capture_output=True, text=True, timeout=60)
+    broken, data = gradescope.run(python="/bin/false")
     assert broken.returncode == 0
-    data = json.loads(results.read_text())
-    jsonschema.validate(data, SCHEMA)
     assert data["score"] == 0 and "stopped with status 1" in data["output"]
 
 

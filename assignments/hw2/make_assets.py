@@ -15,7 +15,6 @@ The reference ConvClassifier is the solution in source/hw2/HW2.ipynb.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -26,19 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autograder.child import load_module_from
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SOURCE = ROOT / "source" / "hw2" / "HW2.ipynb"
 SEED = 42
 NORM_TOLERANCE = 1e-5  # a regenerated tensor may differ from the stored one by float noise only
-
-
-def _module(path: Path, **bound):
-    spec = importlib.util.spec_from_file_location(f"hw2_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__.update(bound)
-    spec.loader.exec_module(module)
-    return module
 
 
 def reference_classifier():
@@ -69,8 +62,8 @@ def digits50() -> dict:
 
 
 def build() -> dict[str, object]:
-    checks = _module(HERE / "checks.py")
-    hidden = _module(HERE / "hidden_checks.py", public=checks)
+    checks = load_module_from(HERE / "checks.py", "hw2_checks")
+    hidden = load_module_from(HERE / "hidden_checks.py", "hw2_hidden_checks", public=checks)
     ConvClassifier = reference_classifier()
     return {
         "digits50.json": digits50(),

@@ -10,11 +10,12 @@ import ast
 import itertools
 import math
 import re
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import Check, failed, passed
+from autograder.checks import Check, failed, judge_each, passed
 
 ACTIVATION_MODULES = {"ReLU", "ReLU6", "GELU", "Tanh", "Sigmoid", "SiLU", "ELU", "SELU", "CELU", "LeakyReLU", "PReLU",
                       "Mish", "Hardswish", "Hardtanh", "Softplus", "Softmax", "LogSoftmax", "Softmax2d",
@@ -69,23 +70,8 @@ def _bns(modules):
     return [m for m in modules if m["type"].startswith("BatchNorm")]
 
 
-def _first_failure(items, test):
-    """The first (cfg, message) for which test(item) returns a message, else None."""
-    for item in items:
-        if "error" in item:
-            return item["cfg"], f"it raised an error:\n{item['error']}"
-        message = test(item)
-        if message:
-            return item["cfg"], message
-    return None
-
-
-def _judge_each(items, test, what):
-    problem = _first_failure(items, test)
-    if problem is None:
-        return passed(f"{what}: correct for all {len(items)} settings tried.")
-    cfg, message = problem
-    return failed(f"{what}: with {_settings(cfg)}, {message}")
+# Every Block/Model check judges several settings the same way (the first problem fails it).
+_judge_each = partial(judge_each, describe=_settings)
 
 
 # --- Block -----------------------------------------------------------------------------

@@ -22,9 +22,11 @@ import traceback
 CELL_FILE = "<{} cell>"
 
 
-def load_module_from(path: str, name: str):
+def load_module_from(path, name: str, **bound):
+    """Execute the Python file `path` as module `name`; `bound` names are set in it before it runs."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    module.__dict__.update(bound)
     spec.loader.exec_module(module)
     return module
 

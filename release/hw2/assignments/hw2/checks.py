@@ -7,12 +7,13 @@ Messages speak to the student: the object, what was expected, what was found.
 from __future__ import annotations
 
 import math
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from autograder.checks import Check, failed, passed
+from autograder.checks import Check, failed, judge_each, passed
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 NORM_TOLERANCE = 1e-3   # the course's tolerance on the norm of (output - expected)
@@ -124,14 +125,8 @@ def _show(layers) -> str:
     return text + (" -> ..." if len(layers) > 14 else "") if layers else "nothing"
 
 
-def _judge_each(items, test, what):
-    for item in items:
-        if "error" in item:
-            return failed(f"{what}: building {_settings(item['cfg'])} raised an error:\n{item['error']}")
-        message = test(item)
-        if message:
-            return failed(f"{what}: with {_settings(item['cfg'])}, {message}")
-    return passed(f"{what}: correct for all {len(items)} settings tried.")
+# Every structure check judges several settings the same way (the first problem fails it).
+_judge_each = partial(judge_each, describe=_settings)
 
 
 # --- 1. ConvClassifier --------------------------------------------------------------------
@@ -250,9 +245,10 @@ def judge_logits(items):
     return passed(f"Logits: raw scores for all {len(ran)} settings that ran.")
 
 
+@lru_cache(maxsize=None)  # read once per grader process, not once per submission
 def load_expected(asset: str) -> dict[str, torch.Tensor]:
-    """Expected outputs by setting name. The course's asset holds one tensor; the
-    hidden asset holds a dictionary of them."""
+    """Expected outputs by setting name (read-only). The course's asset holds one
+    tensor; the hidden asset holds a dictionary of them."""
     saved = torch.load(ASSETS / asset, weights_only=True)
     return saved if isinstance(saved, dict) else {COURSE_OUTPUT["name"]: saved}
 
@@ -303,7 +299,7 @@ def _largest_difference(a: dict, b: dict) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in b)
 
 
-def _result_problem(result, loss, correct, method) -> str | None:
+def _result_problem(result, loss, correct, batch_size, method) -> str | None:
     if result["loss"]["type"] == "Tensor":
         return (f"{method} returned the loss as a Tensor; return a Python float (loss.item()), or the whole "
                 "computation graph of every batch stays in memory until the epoch ends.")
@@ -311,7 +307,7 @@ def _result_problem(result, loss, correct, method) -> str | None:
         return f"{method} returned loss={result['loss']['value']}; the loss of this batch is {loss:.6f}."
     if result["num_correct"]["value"] != correct:
         return (f"{method} returned num_correct={result['num_correct']['value']}; {correct} of the batch's "
-                f"{'8' if method == 'train_batch' else '6'} samples are classified correctly (argmax of the scores).")
+                f"{batch_size} samples are classified correctly (argmax of the scores).")
     return None
 
 
@@ -332,7 +328,7 @@ def judge_train_batch(data):
             return failed(f"After one train_batch the parameters are not those of one optimizer step on this batch "
                           f"(they differ by up to {difference:.3g}): compute the loss of the batch with self.loss_fn, "
                           "call backward() on it and then self.optimizer.step().")
-        problem = _result_problem(step["result"], loss, correct, "train_batch")
+        problem = _result_problem(step["result"], loss, correct, len(data["train"]["y"]), "train_batch")
         if problem:
             return failed(problem)
     return passed("train_batch: two calls made exactly two optimizer steps and returned the right loss and count.")
@@ -353,7 +349,8 @@ def judge_test_batch(data):
     with torch.no_grad():
         scores = model(data["test"]["x"])
         loss = nn.functional.cross_entropy(scores, data["test"]["y"]).item()
-    problem = _result_problem(tested["result"], loss, int((scores.argmax(1) == data["test"]["y"]).sum()), "test_batch")
+    y = data["test"]["y"]
+    problem = _result_problem(tested["result"], loss, int((scores.argmax(1) == y).sum()), len(y), "test_batch")
     return failed(problem) if problem else passed("test_batch: the right loss and count, without gradients or changes.")
 
 
