@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import notebook, scoring
 from .assignment import Assignment
-from .checks import Verdict
-from .probes import decode
+from checklib.checks import Verdict
+from checklib.probes import decode
 from .sandbox import RunResult, Sandbox, scratch_dir
 
 STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")

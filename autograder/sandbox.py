@@ -25,7 +25,7 @@ from pathlib import Path
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = ("torch", "torchvision", "torchvision.transforms.v2", "torchvision.datasets", "numpy", "PIL.Image",
-           "pandas", "openpyxl", "yaml", "matplotlib.pyplot", "tqdm.auto", "autograder.child", "autograder.probes")
+           "pandas", "openpyxl", "yaml", "matplotlib.pyplot", "tqdm.auto", "autograder.child", "checklib.probes")
 NOBODY = 65534
 
 
@@ -67,7 +67,7 @@ def _readable_by_others(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IROTH)
 
 
-CHILD_NEEDS = ("autograder", "hw_utils", "assignments")
+CHILD_NEEDS = ("autograder", "checklib", "hw_utils", "assignments")
 
 
 def scratch_dir() -> Path:
@@ -156,7 +156,7 @@ class Sandbox:
     def __init__(self, protect: tuple[Path, ...] = (), hide: tuple[Path, ...] = ()):
         """`protect`: folders verified unchanged after each run; `hide`: paths the
         child must not read, on top of `secret_paths()` (e.g. a class's submissions)."""
-        self.protect = tuple(protect) or (KIT_ROOT / "autograder", KIT_ROOT / "assignments", KIT_ROOT / "hw_utils")
+        self.protect = tuple(protect) or tuple(KIT_ROOT / name for name in CHILD_NEEDS)
         self.hide = [str(p) for p in (*secret_paths(), *hide)]
         self.uid = None
         if os.geteuid() == 0 and all(_readable_by_others(p) for p in (Path(sys.prefix), KIT_ROOT / "autograder",

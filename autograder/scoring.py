@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import Verdict
+from checklib.checks import Verdict
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 

@@ -43,14 +43,14 @@ def kernel_grade(path: Path, assignment) -> float:
     sub = notebook.open_submission(path, path, assignment.notebook, list(assignment.graded_cells), [f["name"] for f in assignment.required_files])
     probes = {c.probe_key: {"probe": c.probe, "args": dict(c.args)} for c in assignment.checks}
     cells = [nbformat.v4.new_code_cell(f"import os, sys; sys.path.insert(0, {str(KIT_ROOT)!r}); os.chdir({str(path)!r})\n"
-                                       f"from autograder.child import load_module_from\n"
+                                       f"from checklib.runner import load_module_from\n"
                                        f"probes = load_module_from({str(assignment.probes_path)!r}, 'p')")]
     cells.append(nbformat.v4.new_code_cell(assignment.setup_source))
     for gid, options in assignment.graded_cells.items():
         stub = f"probes.{options['stub']}(globals())\n" if options.get("stub") else ""
         cells.append(nbformat.v4.new_code_cell(stub + sub.cells.get(gid, "")))
     cells.append(nbformat.v4.new_code_cell(
-        "import json, torch\nfrom autograder.probes import encode\nout = {}\n"
+        "import json, torch\nfrom checklib.probes import encode\nout = {}\n"
         f"for key, p in {probes!r}.items():\n"
         "    torch.manual_seed(0)\n"
         "    try:\n        out[key] = {'ok': True, 'data': encode(getattr(probes, p['probe'])(globals(), **p['args']))}\n"

@@ -70,6 +70,8 @@ def test_release_ships_the_engine_and_public_checks_but_no_hidden_ones(name):
     release = REPO / "release" / name
     for path in [*(REPO / "autograder").glob("*.py"), REPO / "autograder" / "gradescope_schema.json"]:
         assert filecmp.cmp(path, release / "autograder" / path.name, shallow=False), path.name
+    for path in (REPO / "checklib").glob("*.py"):
+        assert filecmp.cmp(path, release / "checklib" / path.name, shallow=False), path.name
     for public in ("rubric.yaml", "checks.py", "probes.py"):
         assert filecmp.cmp(REPO / "assignments" / name / public, release / "assignments" / name / public, shallow=False)
     assert not (release / "assignments" / name / "hidden_checks.py").exists()

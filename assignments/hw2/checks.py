@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autograder.checks import Check, failed, judge_each, passed
+from checklib.checks import Check, failed, judge_each, passed
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 NORM_TOLERANCE = 1e-3   # the course's tolerance on the norm of (output - expected)

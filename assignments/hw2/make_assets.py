@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.child import load_module_from
+from checklib.runner import load_module_from
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

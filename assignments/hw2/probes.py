@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from autograder.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
+from checklib.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
 
 DIGITS = Path(__file__).resolve().parent / "digits50.json"
 FIT_FIELDS = ("num_epochs", "train_loss", "train_acc", "test_loss", "test_acc")

@@ -4,7 +4,7 @@ The student release does not ship this file, so `make submission`'s self-check
 neither runs nor reveals these. The grader loads it with `public` bound to this
 assignment's checks.py module, so both share probe calls and judges.
 """
-from autograder.checks import Check
+from checklib.checks import Check
 
 public = globals()["public"]  # bound by autograder.assignment before this file runs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from .checks import Check
-from .child import load_module_from
+from checklib.checks import Check
+from checklib.runner import load_module_from
 from .notebook import SubmissionError, setup_source
 from .sandbox import KIT_ROOT, Limits
 from .scoring import RubricItem

@@ -1,50 +1,19 @@
-"""Inside the sandbox: run the graded cells, then the probes, and report events.
+"""Inside the sandbox: run the job (see `checklib.runner`) and report its events.
 
-This runs in a forked, already-limited child process (see `zygote.py`). It
-writes one JSON object per line to the events file the grader watches:
-
-    {"event": "cell_start", "id": ...}   {"event": "cell", "id": ..., "ok": ..., "error": ...}
-    {"event": "start", "key": ...}       {"event": "result", "key": ..., "data": ...}
-                                         {"event": "error", "key": ..., "error": ...}
-    {"event": "done"}
-
-Every line carries the run's nonce, which the grader handed over before any
-student code ran; lines without it are ignored by the grader.
+This runs in a forked, already-limited child process (see `zygote.py`). Each
+record goes as one JSON line to the events file the grader watches, and carries
+the run's nonce, which the grader handed over before any student code ran;
+lines without it are ignored by the grader.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import linecache
 import os
-import traceback
 
-CELL_FILE = "<{} cell>"
-
-
-def load_module_from(path, name: str, **bound):
-    """Execute the Python file `path` as module `name`; `bound` names are set in it before it runs."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__.update(bound)
-    spec.loader.exec_module(module)
-    return module
-
-
-def student_traceback(err: BaseException) -> str:
-    """The error with only the frames in the student's cells (no torch internals)."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.endswith(" cell>")]
-    lines = traceback.format_list(frames) if frames else []
-    lines += traceback.format_exception_only(type(err), err)
-    text = "".join(lines).rstrip()
-    return text[-4000:]
+from checklib.runner import load_module_from, run_job, student_traceback  # noqa: F401  (re-exported)
 
 
 def run(job: dict, events_fd: int) -> None:
-    import torch
-
-    from autograder.probes import ProbeError, encode
-
     # Bound now, before student code runs and could replace os.write or json.dumps.
     nonce, write, dumps = job["nonce"], os.write, json.dumps
 
@@ -52,28 +21,4 @@ def run(job: dict, events_fd: int) -> None:
         record["nonce"] = nonce
         write(events_fd, (dumps(record) + "\n").encode())
 
-    probes = load_module_from(job["probes_path"], "assignment_probes")
-    ns: dict = {"__name__": "__main__"}
-    for cell in job["cells"]:
-        emit({"event": "cell_start", "id": cell["id"]})
-        filename = CELL_FILE.format(cell["id"])
-        linecache.cache[filename] = (len(cell["source"]), None, cell["source"].splitlines(True), filename)
-        try:
-            if cell.get("stub"):
-                getattr(probes, cell["stub"])(ns)
-            exec(compile(cell["source"], filename, "exec"), ns)
-            emit({"event": "cell", "id": cell["id"], "ok": True})
-        except BaseException as err:  # SystemExit and KeyboardInterrupt included
-            emit({"event": "cell", "id": cell["id"], "ok": False, "error": student_traceback(err)})
-
-    for probe in job["probes"]:
-        emit({"event": "start", "key": probe["key"]})
-        torch.manual_seed(0)
-        try:
-            data = encode(getattr(probes, probe["probe"])(ns, **probe["args"]))
-            emit({"event": "result", "key": probe["key"], "data": data})
-        except ProbeError as err:
-            emit({"event": "error", "key": probe["key"], "error": str(err)})
-        except BaseException as err:
-            emit({"event": "error", "key": probe["key"], "error": student_traceback(err)})
-    emit({"event": "done"})
+    run_job(job, emit)

@@ -15,7 +15,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import Check, failed, judge_each, passed
+from checklib.checks import Check, failed, judge_each, passed
 
 ACTIVATION_MODULES = {"ReLU", "ReLU6", "GELU", "Tanh", "Sigmoid", "SiLU", "ELU", "SELU", "CELU", "LeakyReLU", "PReLU",
                       "Mish", "Hardswish", "Hardtanh", "Softplus", "Softmax", "LogSoftmax", "Softmax2d",

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from autograder.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
+from checklib.probes import ProbeError, attempt, describe_modules, lookup, trace_leaf_calls
 
 TEST_IMAGE = 32
 

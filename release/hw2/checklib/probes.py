@@ -78,7 +78,7 @@ def attempt(fn) -> Any:
     """fn()'s value, or {"error": why} when it fails, so that one failing setting
     spoils no other. A ProbeError keeps the grader's own words; any other error
     becomes the student's traceback, trimmed to their cells."""
-    from autograder.child import student_traceback
+    from checklib.runner import student_traceback
 
     try:
         return fn()

@@ -1,0 +1,1 @@
+../../../checklib/probes.py

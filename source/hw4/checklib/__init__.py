@@ -1,0 +1,1 @@
+../../../checklib/__init__.py
