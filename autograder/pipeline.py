@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import notebook, scoring
-from .assignment import Assignment
+from checklib import cells, scoring
+from checklib.assignment import Assignment
 from checklib.checks import Verdict
 from checklib.probes import decode
+
+from . import notebook
 from .sandbox import RunResult, Sandbox, scratch_dir
 
 STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")
@@ -48,7 +50,7 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
         try:
             sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
                                            [f["name"] for f in assignment.required_files])
-        except notebook.SubmissionError as err:
+        except cells.SubmissionError as err:
             verdicts = {i.id: Verdict(False, str(err)) for i in assignment.items}
             return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),
                           time.monotonic() - start, notes=[str(err)])
@@ -60,10 +62,10 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
-    cells = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
+    to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
     for gid, options in assignment.graded_cells.items():
         if gid in sub.cells:
-            cells.append({"id": gid, "source": notebook.strip_magics(sub.cells[gid]), "stub": options.get("stub")})
+            to_run.append({"id": gid, "source": cells.strip_magics(sub.cells[gid]), "stub": options.get("stub")})
     probes, seen = [], set()
     for check in assignment.checks:
         runnable = all(c in sub.cells for c in check.cells) and all(f in sub.files for f in check.files)
@@ -71,7 +73,7 @@ def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: S
             seen.add(check.probe_key)
             probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
     files = {name: p for name, p in sub.files.items() if name != assignment.notebook}
-    return sandbox.run(cells, probes, assignment.probes_path, files, assignment.limits)
+    return sandbox.run(to_run, probes, assignment.probes_path, files, assignment.limits)
 
 
 def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdict]:
@@ -87,7 +89,7 @@ def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdi
                                                 f"{hints.get(missing_files[0], '')}".strip())
         elif missing_cells:
             verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
-                                                f"(its first line must be '{notebook.TAG}').")
+                                                f"(its first line must be '{cells.TAG}').")
         elif outcome is None:
             verdicts[check.id] = Verdict(False, "This check did not run.")
         elif not outcome["ok"]:
@@ -106,10 +108,10 @@ def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdi
 
 def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
     cell_problems = [p for p in sub.problems if "graded cell" in p]
-    violations = {gid: notebook.disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in sub.cells.items()}
+    violations = {gid: cells.disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in sub.cells.items()}
     violations = {gid: names for gid, names in violations.items() if names}
     imports = Verdict(True, "No imports beyond those allowed.") if not violations else Verdict(
         False, "Rule violation: graded cells may not import anything new (everything is imported in the first cell); "
                + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
-    cells = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
-    return {"rules.imports": imports, "rules.graded_cells": cells}
+    found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
+    return {"rules.imports": imports, "rules.graded_cells": found}

@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autograder import notebook  # noqa: E402
-from autograder.assignment import load_assignment  # noqa: E402
+from checklib.assignment import load_assignment  # noqa: E402
 from autograder.pipeline import judge_checks, grade  # noqa: E402
 from autograder.sandbox import KIT_ROOT, RunResult, Sandbox  # noqa: E402
 from demo import hw2_samples, hw4_samples  # noqa: E402

@@ -76,7 +76,7 @@ def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
 
 def demo_grading() -> None:
     print("\n== 2. Grading bundled HW4 sample submissions in the sandbox ==")
-    from autograder.assignment import load_assignment
+    from checklib.assignment import load_assignment
     from autograder.pipeline import grade
     from autograder.reporters import text_table
     from autograder.sandbox import Sandbox

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.assignment import load_assignment
+from checklib.assignment import load_assignment
 from autograder.pipeline import grade
 from autograder.sandbox import KIT_ROOT
 from demo import hw2_samples as samples

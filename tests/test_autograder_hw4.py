@@ -10,7 +10,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from autograder.assignment import load_assignment
+from checklib.assignment import load_assignment
 from autograder.pipeline import grade
 from autograder.reporters import gradescope_results
 from autograder.sandbox import KIT_ROOT, Limits, Sandbox, scratch_dir

@@ -13,8 +13,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .assignment import load_assignment
-from .sandbox import KIT_ROOT
+from checklib.assignment import load_assignment
+from checklib.assignment import KIT_ROOT
 
 SETUP_SH = """#!/usr/bin/env bash
 # Run once by Gradescope when it builds the autograder image.
@@ -52,7 +52,7 @@ def bundle_members(assignment_name: str) -> list[Path]:
     assignment = load_assignment(assignment_name)
     keep = [KIT_ROOT / "requirements.txt", KIT_ROOT / "pyproject.toml", KIT_ROOT / "README.md",
             assignment.source_notebook]
-    for folder in (KIT_ROOT / "autograder", KIT_ROOT / "hw_utils", assignment.folder):
+    for folder in (KIT_ROOT / "autograder", KIT_ROOT / "checklib", KIT_ROOT / "hw_utils", assignment.folder):
         keep += [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
     return sorted(p.relative_to(KIT_ROOT) for p in keep)
 

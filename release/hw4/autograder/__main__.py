@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .assignment import available, load_assignment
+from checklib.assignment import available, load_assignment
 from .reporters import gradescope_results, markdown_feedback, placeholder_results, text_table, write_json
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from .assignment import Assignment, load_assignment
+from checklib.assignment import Assignment, load_assignment
 from .pipeline import grade
 from .reporters import gradescope_results, html_feedback, markdown_feedback, write_json
 from .sandbox import Sandbox

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from checklib.runner import load_module_from, run_job, student_traceback  # noqa: F401  (re-exported)
+from checklib.runner import run_job
 
 
 def run(job: dict, events_fd: int) -> None:

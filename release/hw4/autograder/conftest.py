@@ -37,7 +37,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("rubric_item", [pytest.param(None, marks=pytest.mark.skip(
             reason="pass --submission PATH and --assignment NAME to grade a submission"))])
         return
-    from autograder.assignment import load_assignment
+    from checklib.assignment import load_assignment
     items = load_assignment(name).items
     metafunc.parametrize("rubric_item", [pytest.param(i, id=i.id, marks=pytest.mark.points(i.points)) for i in items])
 
@@ -45,7 +45,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def grade_report(request):
     """Grade the submission once (in the sandbox) and keep the report in the session."""
-    from autograder.assignment import load_assignment
+    from checklib.assignment import load_assignment
     from autograder.pipeline import grade
     from autograder.sandbox import Sandbox
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
-from .assignment import load_assignment
+from checklib.assignment import load_assignment
 from .batch import Entry, grade_entry
 from .sandbox import Sandbox
 

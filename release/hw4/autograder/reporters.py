@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .pipeline import Report
-from .scoring import section_totals
+from checklib.scoring import section_totals
 
 
 def gradescope_results(report: Report) -> dict:

@@ -23,24 +23,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-KIT_ROOT = Path(__file__).resolve().parents[1]
+from checklib.assignment import KIT_ROOT, Limits
+
 PRELOAD = ("torch", "torchvision", "torchvision.transforms.v2", "torchvision.datasets", "numpy", "PIL.Image",
            "pandas", "openpyxl", "yaml", "matplotlib.pyplot", "tqdm.auto", "autograder.child", "checklib.probes")
 NOBODY = 65534
-
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_seconds: int = 120       # CPU time of one child, all probes together
-    memory_mb: int = 2048        # address space on top of the preloaded libraries
-    file_mb: int = 64            # largest file the child may write
-    cells_timeout: float = 60.0  # wall seconds for all graded cells
-    probe_timeout: float = 30.0  # wall seconds for one probe
-    output_kb: int = 32          # captured stdout/stderr kept for feedback
-
-    @classmethod
-    def from_rubric(cls, values: dict | None) -> "Limits":
-        return cls(**(values or {}))
 
 
 @dataclass

@@ -96,7 +96,7 @@ def check_execution(nb) -> list[Finding]:
 
 
 def check_notebook(path: Path, assignment) -> tuple[object, list[Finding]]:
-    from autograder import notebook
+    from checklib import cells as notebook
 
     if not path.is_file():
         return None, [Finding("error", f"{path} not found: save the notebook next to this folder's files "
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="write the zip and PDF despite ✗ problems")
     args = parser.parse_args(argv)
 
-    from autograder.assignment import available, load_assignment
+    from checklib.assignment import available, load_assignment
     from hw_utils.pdf import PdfEngineMissing, notebook_to_pdf
 
     folder = Path(args.notebook).resolve().parent if args.notebook else Path.cwd()

@@ -7,11 +7,26 @@ from pathlib import Path
 
 import yaml
 
-from checklib.checks import Check
-from checklib.runner import load_module_from
-from .notebook import SubmissionError, setup_source
-from .sandbox import KIT_ROOT, Limits
+from .cells import SubmissionError, setup_source
+from .checks import Check
+from .runner import load_module_from
 from .scoring import RubricItem
+
+KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit, or a student's release folder
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int = 120       # CPU time of one child, all probes together
+    memory_mb: int = 2048        # address space on top of the preloaded libraries
+    file_mb: int = 64            # largest file the child may write
+    cells_timeout: float = 60.0  # wall seconds for all graded cells
+    probe_timeout: float = 30.0  # wall seconds for one probe
+    output_kb: int = 32          # captured stdout/stderr kept for feedback
+
+    @classmethod
+    def from_rubric(cls, values: dict | None) -> "Limits":
+        return cls(**(values or {}))
 
 ENGINE_ITEMS = ("rules.graded_cells", "rules.imports")  # judged by the engine itself
 

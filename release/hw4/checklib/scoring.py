@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checklib.checks import Verdict
+from .checks import Verdict
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
