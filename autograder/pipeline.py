@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checklib import cells, scoring
+from checklib import cells, job, scoring
 from checklib.assignment import Assignment
 from checklib.checks import Verdict
-from checklib.probes import decode
 
 from . import notebook
 from .sandbox import RunResult, Sandbox, scratch_dir
@@ -55,55 +54,16 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
             return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),
                           time.monotonic() - start, notes=[str(err)])
         run = _run_in_sandbox(sub, assignment, sandbox)
-        verdicts = {**judge_rules(sub, assignment), **judge_checks(sub, assignment, run)}
+        verdicts = {**judge_rules(sub, assignment), **job.judge_checks(assignment, sub.cells, sub.files, run)}
     results = scoring.resolve(list(assignment.items), verdicts)
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
                   notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation)
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
-    to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
-    for gid, options in assignment.graded_cells.items():
-        if gid in sub.cells:
-            to_run.append({"id": gid, "source": cells.strip_magics(sub.cells[gid]), "stub": options.get("stub")})
-    probes, seen = [], set()
-    for check in assignment.checks:
-        runnable = all(c in sub.cells for c in check.cells) and all(f in sub.files for f in check.files)
-        if runnable and check.probe_key not in seen:
-            seen.add(check.probe_key)
-            probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
+    to_run, probes = job.plan(assignment, sub.cells, sub.files)
     files = {name: p for name, p in sub.files.items() if name != assignment.notebook}
     return sandbox.run(to_run, probes, assignment.probes_path, files, assignment.limits)
-
-
-def judge_checks(sub, assignment: Assignment, run: RunResult) -> dict[str, Verdict]:
-    verdicts = {}
-    for check in assignment.checks:
-        missing_files = [f for f in check.files if f not in sub.files]
-        missing_cells = [c for c in check.cells if c not in sub.cells]
-        broken_cells = [c for c in check.cells if c in run.cells and not run.cells[c]["ok"]]
-        outcome = run.probes.get(check.probe_key)
-        if missing_files:
-            hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
-            verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
-                                                f"{hints.get(missing_files[0], '')}".strip())
-        elif missing_cells:
-            verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
-                                                f"(its first line must be '{cells.TAG}').")
-        elif outcome is None:
-            verdicts[check.id] = Verdict(False, "This check did not run.")
-        elif not outcome["ok"]:
-            cause = ""
-            if broken_cells:
-                cause = f"Your cell '{broken_cells[0]}' raised an error when it ran:\n{run.cells[broken_cells[0]]['error']}\n\n"
-            verdicts[check.id] = Verdict(False, f"{cause}While checking: {outcome['error']}")
-        else:
-            try:
-                verdicts[check.id] = check.judge(decode(outcome["data"]))
-            except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
-                verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
-                                                    f"({type(err).__name__}: {err}).")
-    return verdicts
 
 
 def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:

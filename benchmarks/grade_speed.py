@@ -30,7 +30,8 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autograder import notebook  # noqa: E402
 from checklib.assignment import load_assignment  # noqa: E402
-from autograder.pipeline import judge_checks, grade  # noqa: E402
+from autograder.pipeline import grade  # noqa: E402
+from checklib.job import judge_checks  # noqa: E402
 from autograder.sandbox import KIT_ROOT, RunResult, Sandbox  # noqa: E402
 from demo import hw2_samples, hw4_samples  # noqa: E402
 
@@ -61,7 +62,7 @@ def kernel_grade(path: Path, assignment) -> float:
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     probes_out = json.loads(text.rsplit(MARK, 1)[1])  # what the probes printed comes before the mark
     run = RunResult(cells={gid: {"ok": True, "error": ""} for gid in sub.cells}, probes=probes_out)
-    verdicts = judge_checks(sub, assignment, run)
+    verdicts = judge_checks(assignment, sub.cells, sub.files, run)
     return sum(1 for v in verdicts.values() if v.passed)
 
 

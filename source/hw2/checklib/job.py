@@ -1,0 +1,1 @@
+../../../checklib/job.py
