@@ -4,8 +4,11 @@
     python -m autograder grade-all SUBMISSIONS --assignment hwN --out DIR [--jobs N] [--force] [--dask ADDRESS]
     python -m autograder gradescope-bundle hwN -o hwN_autograder.zip
     python -m autograder gradescope-run --assignment hwN --submission DIR --results results.json   (inside the bundle)
+    python -m autograder check-config hwN [hwM ...]
+    python -m autograder similarity SUBMISSIONS --assignment hwN --out DIR [--threshold T]
 
-Exit status: 0 when grading completed (whatever the scores), 2 for usage errors.
+Exit status: 0 when grading completed (whatever the scores), 2 for usage errors;
+check-config: 1 when it found problems.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from checklib.assignment import available, load_assignment
+from checklib.assignment import ConfigError, available, load_assignment
 from .reporters import gradescope_results, markdown_feedback, placeholder_results, text_table, write_json
 
 
@@ -26,7 +29,7 @@ class UsageError(Exception):
 def _assignment(name):
     try:
         return load_assignment(name)
-    except LookupError as err:
+    except (LookupError, ConfigError) as err:
         raise UsageError(str(err)) from None
 
 
@@ -75,6 +78,16 @@ def _bundle(args) -> int:
     return 0
 
 
+def platform_assignment(name):
+    """The assignment with its child's limits fitted to the machine's (a container's memory limit)."""
+    import dataclasses
+
+    from .hostlimits import fit_limits
+
+    assignment = load_assignment(name)
+    return dataclasses.replace(assignment, limits=fit_limits(assignment.limits))
+
+
 def _gradescope_run(args) -> int:
     """Inside a Gradescope container: never leave without a valid results.json."""
     results = Path(args.results)
@@ -83,8 +96,11 @@ def _gradescope_run(args) -> int:
         from .pipeline import grade
         from .sandbox import Sandbox
 
+        # One submission per container: nothing to share between children, so the zygote
+        # preloads little, and the child's memory fits inside the container's limit.
+        assignment = platform_assignment(args.assignment)
         with Sandbox() as sandbox:
-            report = grade(Path(args.submission), load_assignment(args.assignment), sandbox)
+            report = grade(Path(args.submission), assignment, sandbox)
         write_json(gradescope_results(report), results)
         print(text_table(report))
     except Exception as err:
@@ -93,6 +109,32 @@ def _gradescope_run(args) -> int:
         data["extra_data"] = {"error": traceback.format_exc()[-3000:]}
         write_json(data, results)
         print(reason, file=sys.stderr)
+    return 0
+
+
+def _check_config(args) -> int:
+    from .config_check import check_config
+
+    found = 0
+    for name in args.assignments:
+        if name not in available():
+            raise UsageError(f"unknown assignment {name!r}; known: {', '.join(available())}")
+        problems = check_config(name)
+        found += len(problems)
+        print(f"{name}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+        for problem in problems:
+            print(f"  {problem}")
+    return 1 if found else 0
+
+
+def _similarity(args) -> int:
+    from .similarity import similarity_report
+
+    assignment = _assignment(args.assignment)
+    _existing(args.submissions)
+    report = similarity_report(Path(args.submissions), assignment, Path(args.out), threshold=args.threshold)
+    print(f"{report.submissions} submissions, {len(report.pairs)} pairs scored, {len(report.flagged)} above "
+          f"{args.threshold:g}; wrote {report.html} and {report.csv}")
     return 0
 
 
@@ -127,6 +169,18 @@ def main(argv=None) -> int:
     run.add_argument("--submission", required=True)
     run.add_argument("--results", required=True)
     run.set_defaults(func=_gradescope_run)
+
+    config = commands.add_parser("check-config", help="check an assignment's rubric, checks, notebook and release agree")
+    config.add_argument("assignments", nargs="+", help=f"one or more of: {names}")
+    config.set_defaults(func=_check_config)
+
+    similar = commands.add_parser("similarity", help="a class similarity report of the graded cells")
+    similar.add_argument("submissions", help="a folder of submissions, as for grade-all")
+    similar.add_argument("--assignment", required=True, help=f"one of: {names}")
+    similar.add_argument("--out", required=True, help="folder for similarity.html and similarity.csv")
+    similar.add_argument("--threshold", type=float, default=0.5,
+                         help="pairs sharing at least this fraction of fingerprints are shown (default 0.5)")
+    similar.set_defaults(func=_similarity)
 
     args = parser.parse_args(argv)
     try:
