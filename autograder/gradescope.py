@@ -7,26 +7,52 @@ Here it always does: a placeholder first, the grade when grading completes,
 and a zero score with the reason if anything breaks. The paths can be moved
 with AUTOGRADER_SOURCE, AUTOGRADER_SUBMISSION, AUTOGRADER_RESULTS and
 AUTOGRADER_PYTHON (the tests run a bundle that way).
+
+Gradescope's container has 768 MB and half a CPU by default. torch costs each
+process that imports it about 280 MB here (CUDA build; the CPU build setup.sh
+installs, less), so the grader, the zygote and the child must not all hold it at
+once (measured: 780-800 MB peak when they did). `grade_in_container` therefore
+runs the pipeline's stages so that the grader holds torch only while the sandbox
+is closed:
+
+  1. plan (a short subprocess): the pipeline runs with a recorder in place of the
+     sandbox, which keeps the job (cells, probes, the submitted files) and exits;
+  2. measure (this process, torch not imported): a sandbox runs that job, with
+     the child's memory fitted to what the container has left
+     (`hostlimits.fit_limits`), then closes;
+  3. judge (this process, now importing the checks): the pipeline runs again
+     with a replay of those measurements in place of the sandbox.
+
+The stage order stays the pipeline's (`pipeline.grade` runs in steps 1 and 3);
+the replay refuses if the plan differs from the one measured.
 """
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
-from checklib.assignment import load_assignment
-from checklib.assignment import KIT_ROOT
+from checklib.assignment import KIT_ROOT, Limits, load_assignment
 
 SETUP_SH = """#!/usr/bin/env bash
-# Run once by Gradescope when it builds the autograder image.
+# Run once by Gradescope when it builds the autograder image: only what grading
+# needs (requirements-grader.txt, pinned), with CPU-only torch where PyTorch's
+# CPU index answers (Gradescope has no GPU: no CUDA libraries to download or load).
 set -euo pipefail
 cd /autograder/source
 if ! python3 -m venv --help >/dev/null 2>&1; then
-  apt-get update && apt-get install -y python3 python3-venv python3-pip
+  apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip
 fi
 python3 -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install --upgrade pip
-/autograder/venv/bin/python -m pip install -r requirements.txt
-/autograder/venv/bin/python -m pip install --no-deps -e .
+PIP="/autograder/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check"
+TORCH=$(grep -E '^(torch|torchvision)==' requirements-grader.txt | tr '\\n' ' ')
+$PIP --index-url https://download.pytorch.org/whl/cpu $TORCH || echo "setup.sh: no CPU-only torch here; using PyPI's"
+$PIP -r requirements-grader.txt
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -50,8 +76,7 @@ exit 0
 def bundle_members(assignment_name: str) -> list[Path]:
     """The kit files the bundle needs, relative to the kit root."""
     assignment = load_assignment(assignment_name)
-    keep = [KIT_ROOT / "requirements.txt", KIT_ROOT / "pyproject.toml", KIT_ROOT / "README.md",
-            assignment.source_notebook]
+    keep = [KIT_ROOT / "requirements-grader.txt", KIT_ROOT / "README.md", assignment.source_notebook]
     for folder in (KIT_ROOT / "autograder", KIT_ROOT / "checklib", KIT_ROOT / "hw_utils", assignment.folder):
         keep += [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
     return sorted(p.relative_to(KIT_ROOT) for p in keep)
@@ -68,3 +93,80 @@ def build_bundle(assignment_name: str, output: Path) -> Path:
         for rel in bundle_members(assignment_name):
             zf.write(KIT_ROOT / rel, arcname=str(rel))
     return output
+
+
+# --- grading inside the container, in three steps (see the module's docstring) ------------
+
+JOB = "job.json"
+
+
+class _Recorder:
+    """Stands in for the sandbox in the plan step: keeps the job and its files, runs nothing."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def run(self, cells, probes, probes_path, files, limits):
+        from .sandbox import RunResult
+
+        kept = {}
+        for name, path in files.items():
+            target = self.folder / "files" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            kept[name] = str(target)
+        job = {"cells": cells, "probes": probes, "probes_path": str(probes_path), "files": kept, "limits": asdict(limits)}
+        (self.folder / JOB).write_text(json.dumps(job))
+        return RunResult()
+
+
+class _Replay:
+    """Stands in for the sandbox in the judge step: returns what the measure step measured."""
+
+    def __init__(self, job: dict | None, result):
+        self.job, self.result = job, result
+
+    def run(self, cells, probes, probes_path, files, limits):
+        from .sandbox import RunResult, SandboxError
+
+        if self.job is None:
+            return RunResult()
+        if cells != self.job["cells"] or [p["key"] for p in probes] != [p["key"] for p in self.job["probes"]]:
+            raise SandboxError("the grading plan changed between the plan and judge steps; nothing was graded")
+        return self.result
+
+
+def plan_step(assignment_name: str, submission: Path, folder: Path) -> None:
+    """Step 1, in its own process: the pipeline with a recorder for a sandbox."""
+    from .pipeline import grade
+
+    grade(Path(submission), load_assignment(assignment_name), _Recorder(folder))
+
+
+def grade_in_container(assignment_name: str, submission: Path, python: str = sys.executable):
+    """Grade one submission as Gradescope's container allows; returns the pipeline's Report."""
+    from .hostlimits import fit_limits, used_memory_mb
+    from .sandbox import RunResult, Sandbox
+
+    with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
+        folder = Path(tmp)
+        done = subprocess.run([python, "-m", "autograder.gradescope", "plan", assignment_name, str(submission), tmp],
+                              cwd=KIT_ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"planning the grading failed: {done.stderr.strip()[-2000:]}")
+        job = json.loads((folder / JOB).read_text()) if (folder / JOB).is_file() else None
+        result = RunResult()
+        if job is not None:
+            with Sandbox() as sandbox:
+                limits = fit_limits(Limits(**job["limits"]), used_mb=used_memory_mb())
+                result = sandbox.run(job["cells"], job["probes"], Path(job["probes_path"]),
+                                     {name: Path(p) for name, p in job["files"].items()}, limits)
+        from .pipeline import grade  # the checks (and torch) load only now
+
+        return grade(Path(submission), load_assignment(assignment_name), _Replay(job, result))
+
+
+if __name__ == "__main__":  # python -m autograder.gradescope plan ASSIGNMENT SUBMISSION FOLDER
+    if len(sys.argv) != 5 or sys.argv[1] != "plan":
+        sys.exit("usage: python -m autograder.gradescope plan ASSIGNMENT SUBMISSION FOLDER")
+    plan_step(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))

@@ -25,8 +25,9 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNLIMITED = 1 << 60          # v1 reports "no limit" as a huge number (about 2**63)
-GRADER_RESERVE_MB = 320      # what the grader and the zygote keep for themselves (measured: benchmarks/gradescope_limits.py)
-MIN_CHILD_MB = 256           # below this a child cannot even build the homework's models
+GRADER_RESERVE_MB = 480      # the grader and a zygote when nothing better is known (benchmarks/gradescope_limits.py)
+COPY_MARGIN_MB = 96          # the child's copies of zygote pages it writes to: not address space, yet memory
+MIN_CHILD_MB = 128           # below this a child cannot even build the homework's models
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -64,14 +65,31 @@ def platform_memory_mb() -> int | None:
     return None if tightest is None else tightest // 2**20
 
 
-def fit_limits(limits, platform_mb: int | None = None):
-    """`limits` with the child's memory cut to what the platform leaves once the grader
-    and the zygote have their share (see GRADER_RESERVE_MB); unchanged where there is
-    no platform limit or the rubric's is already smaller."""
+def used_memory_mb() -> float | None:
+    """Anonymous memory (process heaps, not page cache) used now by this process's cgroup."""
+    folder = _own_cgroup("memory")
+    if folder is None:
+        return None
+    try:
+        stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines())
+    except (OSError, ValueError):
+        return None
+    value = stat.get("anon") or stat.get("total_rss")
+    return None if value is None else int(value) / 2**20
+
+
+def fit_limits(limits, platform_mb: int | None = None, used_mb: float | None = None):
+    """`limits` with the child's memory (`memory_mb`, address space on top of the zygote's)
+    cut to what the platform's memory limit leaves: the limit, less what is in use
+    (`used_mb`: best measured once the zygote runs; else GRADER_RESERVE_MB), less a margin
+    for pages the child copies from the zygote. So a memory-hungry child meets a
+    MemoryError, which the grader reports, before the container's OOM killer, which may
+    kill the grader. Unchanged where there is no platform limit or the rubric's is smaller."""
     platform_mb = platform_memory_mb() if platform_mb is None else platform_mb
     if platform_mb is None:
         return limits
-    room = max(MIN_CHILD_MB, platform_mb - GRADER_RESERVE_MB)
+    used = GRADER_RESERVE_MB if used_mb is None else used_mb
+    room = max(MIN_CHILD_MB, int(platform_mb - used - COPY_MARGIN_MB))
     if room >= limits.memory_mb:
         return limits
     return dataclasses.replace(limits, memory_mb=room)

@@ -154,7 +154,7 @@ def test_discovers_nbgrader_and_gradescope_layouts(tmp_path):
 
 def test_gradescope_bundle_runs_for_real(gradescope):
     names = gradescope.install("hw4")
-    assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/__main__.py",
+    assert {"setup.sh", "run_autograder", "requirements-grader.txt", "autograder/__main__.py",
             "assignments/hw4/rubric.yaml", "source/hw4/HW4.ipynb", "hw_utils/train.py"} <= names
     assert not any("__pycache__" in n for n in names)
     samples.build(gradescope.submission, samples.MUTANTS["softmax_output"])
