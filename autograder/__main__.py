@@ -53,7 +53,7 @@ def _grade(args) -> int:
         write_json(gradescope_results(report), Path(args.results))
         print(f"wrote {args.results}")
     if args.feedback:
-        Path(args.feedback).write_text(markdown_feedback(report))
+        Path(args.feedback).write_text(markdown_feedback(report, student=Path(args.path).stem))
         print(f"wrote {args.feedback}")
     return 0
 

@@ -99,14 +99,14 @@ def grade_entry(entry: Entry, assignment: Assignment, sandbox: Sandbox) -> dict:
     try:
         report = grade(entry.path, assignment, sandbox)
         results = gradescope_results(report)
-        feedback_md, feedback_html = markdown_feedback(report), html_feedback(report)
+        feedback_md, feedback_html = markdown_feedback(report, entry.student), html_feedback(report, entry.student)
         status = "graded" if not report.notes else "graded with problems"
     except Exception as err:  # the grader itself broke on this submission: record it, go on
         reason = f"The autograder could not grade this submission ({type(err).__name__}: {err})."
         results = {"score": 0, "execution_time": round(time.monotonic() - start, 3), "output": reason,
                    "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
                    "extra_data": {"error": traceback.format_exc()[-2000:]}, "tests": [], "leaderboard": []}
-        feedback_md = f"# Feedback: {assignment.name}\n\n> {reason}\n"
+        feedback_md = f"# Feedback: {assignment.name} for {entry.student}\n\n> {reason}\n"
         feedback_html = f"<p>{reason}</p>"
         status = "error"
     results["extra_data"].update(student=entry.student, status=status, submission=str(entry.path),
@@ -210,21 +210,26 @@ def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finishe
 # --- gradebook ----------------------------------------------------------------------------------
 
 def gradebook_rows(out: Path, entries: list[Entry], assignment: Assignment) -> list[dict]:
-    """One row per student, from the results.json files (the batch's only state)."""
+    """One row per student, from the results.json files (the batch's only state).
+    `flags` lists what a TA must look at (rule violations, tampering, self-reported
+    results that the notebook does not show), "; "-separated; `pending` the points
+    still to be graded by hand."""
     sections = list(dict.fromkeys(item.section for item in assignment.items))
     rows = []
     for entry in entries:
         path = out / entry.student / "results.json"
         row = {"student": entry.student}
         if not path.is_file():
-            rows.append({**row, "status": "not graded", **{s: None for s in sections}, "total": None})
+            rows.append({**row, "status": "not graded", **{s: None for s in sections}, "total": None, "flags": ""})
             continue
         data = json.loads(path.read_text())
         extra = data.get("extra_data", {})
         section_scores = extra.get("sections", {})
         row.update({s: section_scores.get(s, {}).get("score", 0.0) for s in sections})
         row.update(total=data.get("score", 0), max_score=extra.get("max_score"),
+                   pending=sum(extra.get("pending", {}).values()),
                    grading_seconds=data.get("execution_time"), status=extra.get("status", "graded"),
+                   flags="; ".join(extra.get("flags", [])),
                    reason="" if extra.get("status") == "graded" else data.get("output", "")[:300])
         rows.append(row)
     return rows
@@ -243,5 +248,8 @@ def gradebook_table(rows: list[dict]) -> str:
     import pandas as pd
 
     table = pd.DataFrame(rows).set_index("student")
-    keep = [c for c in table.columns if c not in ("reason", "max_score")]
+    keep = [c for c in table.columns if c not in ("reason", "max_score", "flags")]
+    if "flags" in table.columns:  # the terminal shows whether a student is flagged; the files say why
+        table = table.assign(flagged=table["flags"].fillna("").astype(bool).map({True: "yes", False: ""}))
+        keep.append("flagged")
     return table[keep].to_string(float_format=lambda v: f"{v:g}")

@@ -170,3 +170,40 @@ if __name__ == "__main__":  # python -m autograder.gradescope plan ASSIGNMENT SU
     if len(sys.argv) != 5 or sys.argv[1] != "plan":
         sys.exit("usage: python -m autograder.gradescope plan ASSIGNMENT SUBMISSION FOLDER")
     plan_step(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+
+
+# --- simulating Gradescope's container here (the bundle's test and benchmark) --------------------
+
+GRADESCOPE_MEMORY_MB = 768   # Gradescope's default container memory
+GRADESCOPE_CPUS = 0.5        # and CPU share
+GRADESCOPE_SECONDS = 600     # its default timeout per submission
+
+
+def simulate(assignment_name: str, submission: Path, machine: Path, memory_mb: int = GRADESCOPE_MEMORY_MB,
+             cpus: float = GRADESCOPE_CPUS, python: str = sys.executable):
+    """The bundle unzipped into machine/autograder/source, `submission`'s files copied into
+    machine/autograder/submission, and run_autograder run inside a cgroup with Gradescope's
+    limits. Returns (process, results.json as data or None, hostlimits.Usage). Raises
+    hostlimits.CgroupUnavailable where no limited cgroup can be made."""
+    import os
+
+    from .hostlimits import LimitedGroup
+
+    machine = Path(machine)
+    source, target = machine / "autograder" / "source", machine / "autograder" / "submission"
+    results = machine / "autograder" / "results" / "results.json"
+    if not source.is_dir():
+        with zipfile.ZipFile(build_bundle(assignment_name, machine / f"{assignment_name}_autograder.zip")) as zf:
+            zf.extractall(source)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(submission, target) if Path(submission).is_dir() else (
+        target.mkdir(parents=True), shutil.copy(submission, target))
+    results.unlink(missing_ok=True)
+    env = {**os.environ, "AUTOGRADER_SOURCE": str(source), "AUTOGRADER_SUBMISSION": str(target),
+           "AUTOGRADER_RESULTS": str(results), "AUTOGRADER_PYTHON": python}
+    env.pop("PYTHONPATH", None)  # the bundle's own code, as on Gradescope
+    with LimitedGroup(memory_mb, cpus) as group:
+        proc = group.run(["bash", str(source / "run_autograder")], env=env, timeout=GRADESCOPE_SECONDS)
+        usage = group.usage()
+    data = json.loads(results.read_text()) if results.is_file() else None
+    return proc, data, usage

@@ -39,8 +39,17 @@ def unpack(path: Path, into: Path) -> Path:
     if path.suffix == ".ipynb":
         return path.parent
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            looks_zipped = f.read(2) == b"PK"
+        if looks_zipped or path.suffix.lower() == ".zip":
+            raise SubmissionError(f"{path.name} is a damaged zip file (it cannot be opened, e.g. an interrupted upload "
+                                  "or download); make the zip again, check that it opens, and submit it again.")
         raise SubmissionError(f"{path.name} is neither a zip file, a folder nor a notebook (.ipynb).")
-    with zipfile.ZipFile(path) as zf:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise SubmissionError(f"{path.name} is a damaged zip file ({err}); make the zip again and submit it again.") from None
+    with zf:
         members = zf.infolist()
         if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
             raise SubmissionError(f"{path.name} is too large once unzipped; submit only the files the assignment asks for.")

@@ -33,6 +33,7 @@ class Report:
     notes: list[str] = field(default_factory=list)     # problems with the submission as a whole
     incidents: list[str] = field(default_factory=list)
     isolation: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # for a TA: rule violations, tampering, mismatches
 
     @property
     def score(self) -> float:
