@@ -17,7 +17,7 @@ from checklib import cells, job, scoring
 from checklib.assignment import Assignment
 from checklib.checks import Verdict
 
-from . import notebook
+from . import crosscheck, notebook
 from .sandbox import RunResult, Sandbox, scratch_dir
 
 STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")
@@ -56,9 +56,10 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
                           time.monotonic() - start, notes=[str(err)])
         run = _run_in_sandbox(sub, assignment, sandbox)
         verdicts = {**judge_rules(sub, assignment), **job.judge_checks(assignment, sub.cells, sub.files, run)}
+        flags = crosscheck.mismatches(assignment.cross_checks, sub.notebook, sub.files)
     results = scoring.resolve(list(assignment.items), verdicts)
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
-                  notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation)
+                  notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation, flags=flags)
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:

@@ -56,6 +56,7 @@ class Assignment:
     limits: Limits
     items: tuple[RubricItem, ...]
     checks: tuple[Check, ...]
+    cross_checks: tuple[dict, ...] = ()   # self-reported results vs the notebook's outputs (autograder/crosscheck.py)
 
     @property
     def probes_path(self) -> Path:
@@ -100,6 +101,8 @@ def _validate(name: str, folder: Path, spec: dict, items, checks) -> None:
         raise ConfigError(rubric, f"sections: item {item!r}",
                           "no check in checks.py or hidden_checks.py has this id (write one, or mark the item manual: true)")
     cells = set(spec["graded_cells"])
+    files = {f["name"] for f in spec.get("required_files", ())}
+    _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
     unused = sorted(cells - {c for check in checks for c in check.cells})
     if unused:
         raise ConfigError(rubric, f"graded_cells {unused[0]!r}", "no check uses this graded cell (name it in a "
@@ -109,7 +112,6 @@ def _validate(name: str, folder: Path, spec: dict, items, checks) -> None:
         if unknown:
             raise ConfigError(rubric, "graded_cells", f"check {check.id!r} needs graded cell {unknown[0]!r}, "
                                                       f"which is not declared (declared: {', '.join(sorted(cells))})")
-        files = {f["name"] for f in spec.get("required_files", ())}
         unknown = [f for f in check.files if f not in files]
         if unknown:
             raise ConfigError(rubric, "required_files", f"check {check.id!r} reads {unknown[0]!r}, "
@@ -127,12 +129,38 @@ def _check_source(source: Path, spec: dict) -> str:
     setup = [c.source for c in nb.cells if c.cell_type == "code" and grade_id(c) == spec["setup_cell"]]
     if not setup:
         raise ConfigError(source, f"setup_cell {spec['setup_cell']!r}", "no code cell has this grade_id")
+    every = {grade_id(c) for c in nb.cells}
+    for n, entry in enumerate(spec.get("cross_checks", ())):
+        cell = entry.get("shown_in") or entry.get("logged_in")
+        if cell not in every:
+            raise ConfigError(source, f"cross_checks[{n}] cell {cell!r}", "no cell of the notebook has this grade_id")
     found = {grade_id(c) for c in nb.cells if is_graded(c)}
     for gid in spec["graded_cells"]:
         if gid not in found:
             raise ConfigError(source, f"graded_cells {gid!r}", f"the rubric names this graded cell, but no code cell "
                                                                f"starting '{TAG}' has this grade_id")
     return setup[0]
+
+
+def _validate_cross_checks(rubric: Path, entries, files: set) -> None:
+    import re
+
+    for n, entry in enumerate(entries):
+        key = f"cross_checks[{n}]"
+        if not isinstance(entry, dict) or entry.get("file") not in files:
+            raise ConfigError(rubric, f"{key}.file", f"must name a required file (one of {', '.join(sorted(files))})")
+        if not isinstance(entry.get("columns"), list) or not entry["columns"]:
+            raise ConfigError(rubric, f"{key}.columns", "a list of the table's columns to compare")
+        if ("shown_in" in entry) == ("logged_in" in entry):
+            raise ConfigError(rubric, key, "give exactly one of shown_in (the cell displaying the table) and "
+                                           "logged_in (the cell whose output logs the values)")
+        if "logged_in" in entry:
+            try:
+                groups = re.compile(entry.get("pattern", "")).groups
+            except re.error as err:
+                raise ConfigError(rubric, f"{key}.pattern", f"not a regular expression: {err}") from None
+            if groups != 1:
+                raise ConfigError(rubric, f"{key}.pattern", "needs exactly one group, the logged number")
 
 
 def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
@@ -185,5 +213,5 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
         graded_cells={k: v or {} for k, v in spec["graded_cells"].items()},
         allowed_imports=tuple(spec.get("allowed_imports", ())),
         required_files=tuple(spec.get("required_files", ())), submission_zip=spec["submission_zip"],
-        limits=limits, items=items, checks=checks,
+        limits=limits, items=items, checks=checks, cross_checks=tuple(spec.get("cross_checks", ())),
     )
