@@ -40,10 +40,15 @@ def _existing(path):
 
 
 def _grade(args) -> int:
+    import dataclasses
+
+    from .hostlimits import fit_limits
     from .pipeline import grade
     from .sandbox import Sandbox
 
     assignment, path = _assignment(args.assignment), _existing(args.path)
+    # In a memory-limited container, the child's memory fits what the container leaves.
+    assignment = dataclasses.replace(assignment, limits=fit_limits(assignment.limits))
     if args.results:
         write_json(placeholder_results("Grading did not finish; please ask your instructor."), Path(args.results))
     with Sandbox() as sandbox:

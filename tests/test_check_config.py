@@ -132,3 +132,12 @@ def test_cli_exit_status(capsys):
     out = capsys.readouterr().out
     assert all(f"{name}: ok" in out for name in available())
     assert main(["check-config", "no-such-homework"]) == 2
+
+
+def test_cross_check_naming_a_missing_cell_or_file(course):
+    edit_rubric(course, lambda spec: spec.update(cross_checks=[{"file": "HW0.ipynb", "columns": ["x"], "shown_in": "tabel"}]))
+    [problem] = check_config("hw0", course)
+    assert problem.file.name == "HW0.ipynb" and "tabel" in problem.key
+    edit_rubric(course, lambda spec: spec.update(cross_checks=[{"file": "results.xlsx", "columns": ["x"], "shown_in": "relu"}]))
+    [problem] = check_config("hw0", course)
+    assert problem.file.name == "rubric.yaml" and problem.key == "cross_checks[0].file"

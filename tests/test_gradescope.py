@@ -60,6 +60,17 @@ def test_child_memory_fits_the_container():
     assert fit_limits(Limits(memory_mb=100), platform_mb=GRADESCOPE_MEMORY_MB, used_mb=450).memory_mb == 100
 
 
+def test_the_platform_limit_is_read_from_the_cgroup():
+    import sys
+
+    cgroups_or_skip()
+    with LimitedGroup(500, 0.5) as group:
+        done = group.run([sys.executable, "-c", "from autograder.hostlimits import platform_memory_mb as m; print(m())"],
+                         cwd=KIT_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["500"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_reference_is_graded_in_full_within_the_limits(name, tmp_path):
