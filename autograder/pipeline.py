@@ -50,6 +50,8 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
         try:
             sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
                                            [f["name"] for f in assignment.required_files])
+            if sub.notebook is None:  # nothing to grade: one message, not one per check
+                raise cells.SubmissionError(" ".join(sub.problems))
         except cells.SubmissionError as err:
             verdicts = {i.id: Verdict(False, str(err)) for i in assignment.items}
             return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),

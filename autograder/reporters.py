@@ -22,10 +22,11 @@ def pending(report: Report) -> list:
 
 
 def not_graded(report: Report) -> bool:
-    """Whether the submission as a whole could not be graded: a problem with the whole
-    (e.g. no notebook) and no automatic check passed. Its notes then say everything."""
+    """Whether the submission as a whole could not be graded (no notebook, a damaged
+    zip): every automatic check failed for the one reason the report's notes give.
+    Its notes then say everything, once."""
     automatic = [r for r in report.results if r.status != "pending" and r.max_score > 0]
-    return bool(report.notes) and not any(r.status == "passed" for r in automatic)
+    return bool(automatic) and all(r.status == "failed" and r.output in report.notes for r in automatic)
 
 
 def score_line(report: Report) -> str:

@@ -18,13 +18,10 @@ from conftest import SCHEMA
 
 
 class NoSandbox:
-    """Without a notebook there is nothing to measure: stands in for the sandbox, measuring nothing."""
+    """Without a notebook there is nothing to run: a sandbox that must not be asked."""
 
     def run(self, cells, probes, probes_path, files, limits):
-        from autograder.sandbox import RunResult
-
-        assert probes == []
-        return RunResult()
+        raise AssertionError("a submission without a notebook reached the sandbox")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +64,15 @@ def test_a_submission_without_a_notebook_gets_one_message(hw4, tmp_path):
     assert data["output"].count("No notebook found") == 1 and "AUTOGRADED" not in data["output"]
     feedback = markdown_feedback(report)
     assert feedback.count("No notebook found") == 1 and "AUTOGRADED" not in feedback
+
+
+def test_a_partly_broken_notebook_keeps_its_per_check_feedback(hw4):
+    # A whole-submission note (a graded cell missing) does not hide the other checks' own messages.
+    verdicts = {i.id: Verdict(False, f"{i.id} is wrong in its own way") for i in hw4.items}
+    report = Report(hw4.name, "bo.zip", resolve(list(hw4.items), verdicts), 1.0,
+                    notes=["The graded cell 'augmentation' was not found: its first line must be exactly '# AUTOGRADED'."])
+    data = gradescope_results(report)
+    assert data["tests"] and all(t["output"].endswith("in its own way") for t in data["tests"])
 
 
 def test_feedback_names_the_student_and_shows_flags(hw4):
