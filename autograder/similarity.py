@@ -11,8 +11,8 @@ fingerprinting", SIGMOD 2003):
   2. k-grams of K consecutive tokens, each hashed; in every window of W hashes the
      smallest is kept (winnowing): any match of at least K + W - 1 tokens is found;
   3. fingerprints of the starter code (the release's graded cells) are removed,
-     and so are those shared by more than COMMON_FRACTION of the class, so the
-     handout and the obvious idioms do not count.
+     and so are those shared by more than COMMON_FRACTION of a class (and by more
+     than COMMON_AT_LEAST submissions), so the handout and the obvious idioms do not count.
 
 Fingerprints are local, so moving whole methods or functions around changes few
 of them. A pair's score is the fraction of the smaller submission's fingerprints
@@ -42,7 +42,8 @@ from checklib.cells import SubmissionError, extract_cells, find_file, read_noteb
 
 K = 12                  # tokens per k-gram: shorter matches are coincidence
 W = 8                   # winnowing window: every match of K + W - 1 = 19 tokens or more is seen
-COMMON_FRACTION = 0.5   # a fingerprint in more than this fraction of the class is an idiom, not a copy
+COMMON_FRACTION = 0.5   # a fingerprint in more than this fraction of the class is an idiom, not a copy,
+COMMON_AT_LEAST = 10    # once more than this many share it (MOSS's -m 10): in a small class, sharing is the point
 MIN_FINGERPRINTS = 8    # a submission with fewer of its own (after the starter code) is not scored
 SOLUTION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
 
@@ -186,7 +187,7 @@ def compare(documents: list[Document]) -> list[Pair]:
     Set intersections over all pairs: 300 submissions (44,850 pairs) take under a
     second (benchmarks/similarity.py), faster than an inverted index at this size."""
     owners = Counter(h for doc in documents for h in doc.fingerprints)
-    common_limit = max(2, int(COMMON_FRACTION * len(documents)))
+    common_limit = max(COMMON_AT_LEAST, int(COMMON_FRACTION * len(documents)))
     for doc in documents:
         doc.fingerprints = {h: lines for h, lines in doc.fingerprints.items() if owners[h] <= common_limit}
     sets = [frozenset(doc.fingerprints) for doc in documents]
@@ -217,7 +218,7 @@ def _highlighted(doc: Document, shared: set[int]) -> str:
     for number, text in enumerate(doc.text.splitlines(), start=1):
         cls = " class='same'" if number in lines else ""
         rows.append(f"<span{cls}>{number:4d}  {html.escape(text)}</span>")
-    return "\n".join(rows)
+    return "".join(rows)  # each line is a block of its own
 
 
 def render_html(assignment: Assignment, flagged: list[Pair], docs: dict[str, Document], skipped: dict[str, str],
@@ -226,7 +227,7 @@ def render_html(assignment: Assignment, flagged: list[Pair], docs: dict[str, Doc
     parts = [f"<!doctype html><meta charset='utf-8'><title>Similarity: {esc(assignment.name)}</title>",
              "<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}"
              "td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left}"
-             ".pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}pre{background:#f7f7f7;padding:.5em;"
+             ".pair{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1em}pre{background:#f7f7f7;padding:.5em;"
              "overflow-x:auto;font-size:12px}pre span{display:block;white-space:pre}.same{background:#ffe08a}</style>",
              f"<h1>Similarity of the graded cells: {esc(assignment.title)}</h1>",
              f"<p>{count} submissions compared; {len(flagged)} pair(s) at or above {threshold:.0%} of the smaller "
