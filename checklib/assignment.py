@@ -82,9 +82,11 @@ def _read_rubric(path: Path) -> dict:
     return spec
 
 
-def _validate(name: str, folder: Path, spec: dict, items, checks) -> None:
+def _validate(name: str, folder: Path, spec: dict, items, checks, complete: bool = True) -> None:
     """What can be checked without the notebook: every check has a rubric item and vice
-    versa, ids are unique, and every graded cell a check needs is declared."""
+    versa, ids are unique, every graded cell a check needs is declared and (where all
+    checks are here, `complete`: not a student's release without the hidden ones)
+    every declared graded cell is used by a check."""
     rubric = folder / "rubric.yaml"
     ids = [i.id for i in items]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -104,7 +106,7 @@ def _validate(name: str, folder: Path, spec: dict, items, checks) -> None:
     files = {f["name"] for f in spec.get("required_files", ())}
     _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
     unused = sorted(cells - {c for check in checks for c in check.cells})
-    if unused:
+    if unused and complete:
         raise ConfigError(rubric, f"graded_cells {unused[0]!r}", "no check uses this graded cell (name it in a "
                                                                  "check's cells=..., or remove it)")
     for check in checks:
@@ -189,7 +191,8 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
     checks = tuple(public.CHECKS)
     if has_hidden:  # hidden_checks.py sees the public module as `public`
         checks += tuple(load_module_from(folder / "hidden_checks.py", f"assignment_{name}_hidden_checks", public=public).CHECKS)
-    _validate(name, folder, spec, items, checks)
+    # A student's release has neither source/ nor the hidden checks, which may be all that use a cell.
+    _validate(name, folder, spec, items, checks, complete=(root / spec["source_notebook"]).is_file())
 
     # In a student's release there is no source/ folder: their notebook holds the (locked)
     # setup cell; if it is unreadable the self-check says so and runs nothing.
