@@ -138,6 +138,10 @@ class LimitedGroup:
         limit = self.memory_mb * 2**20
         try:
             if self.version == 2:
+                control = CGROUP_ROOT / "cgroup.subtree_control"
+                missing = {"memory", "cpu"} - set(control.read_text().split())
+                if missing:  # let children of the root have these controllers
+                    control.write_text(" ".join(f"+{c}" for c in sorted(missing)))
                 folder = CGROUP_ROOT / self.name
                 folder.mkdir()
                 self.folders = {"unified": folder}
