@@ -146,7 +146,8 @@ class LimitedGroup:
                 folder.mkdir()
                 self.folders = {"unified": folder}
                 (folder / "memory.max").write_text(str(limit))
-                (folder / "memory.swap.max").write_text("0") if (folder / "memory.swap.max").exists() else None
+                if (folder / "memory.swap.max").exists():  # no swapping past the limit
+                    (folder / "memory.swap.max").write_text("0")
                 (folder / "cpu.max").write_text(f"{quota} {period}")
             else:
                 for controller in ("memory", "cpu"):
@@ -164,8 +165,10 @@ class LimitedGroup:
                     (memory / "memory.memsw.limit_in_bytes").write_text(str(limit))
                 (self.folders["cpu"] / "cpu.cfs_period_us").write_text(str(period))
                 (self.folders["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
-        except OSError as err:
-            self.__exit__()
+        except (OSError, CgroupUnavailable) as err:
+            self.__exit__()  # remove what was made
+            if isinstance(err, CgroupUnavailable):
+                raise
             raise CgroupUnavailable(f"cannot set up a limited cgroup here ({err})") from None
         return self
 
