@@ -98,6 +98,7 @@ def build_bundle(assignment_name: str, output: Path) -> Path:
 # --- grading inside the container, in three steps (see the module's docstring) ------------
 
 JOB = "job.json"
+PLAN_SECONDS = 300  # the plan step imports torch and unpacks the submission: seconds, even on half a CPU
 
 
 class _Recorder:
@@ -151,7 +152,7 @@ def grade_in_container(assignment_name: str, submission: Path, python: str = sys
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
         folder = Path(tmp)
         done = subprocess.run([python, "-m", "autograder.gradescope", "plan", assignment_name, str(submission), tmp],
-                              cwd=KIT_ROOT, capture_output=True, text=True)
+                              cwd=KIT_ROOT, capture_output=True, text=True, timeout=PLAN_SECONDS)
         if done.returncode != 0:
             raise RuntimeError(f"planning the grading failed: {done.stderr.strip()[-2000:]}")
         job = json.loads((folder / JOB).read_text()) if (folder / JOB).is_file() else None
