@@ -85,14 +85,15 @@ def make_encoder():
 class FrameReader:
     """Bytes in, records out; raises ChannelBroken on anything malformed or too large."""
 
-    def __init__(self):
+    def __init__(self, max_stream: int = MAX_STREAM):
         self.buffer = bytearray()
         self.total = 0
+        self.max_stream = max_stream
 
     def feed(self, data: bytes) -> list[dict]:
         self.total += len(data)
-        if self.total > MAX_STREAM:
-            raise ChannelBroken(f"more than {MAX_STREAM // 2**20} MiB were written to the results channel")
+        if self.total > self.max_stream:
+            raise ChannelBroken(f"more than {self.max_stream / 2**20:g} MiB were written to the results channel")
         self.buffer += data
         records = []
         while len(self.buffer) >= 4:

@@ -18,7 +18,7 @@ from checklib.assignment import Assignment
 from checklib.checks import Verdict
 
 from . import notebook, static
-from .sandbox import RunResult, Sandbox, scratch_dir
+from .sandbox import UNSAFE_NOTE, RunResult, Sandbox, scratch_dir
 
 STAGES = ("notebook", "sandbox", "probes", "scoring", "reporters")
 
@@ -61,8 +61,9 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     results = scoring.resolve(list(assignment.items), verdicts)
     flags = [f"tampering: {f}" for f in findings] + list(run.flags)
     flags += [f"rule: {v.message}" for v in rules.values() if not v.passed]
+    incidents = ([UNSAFE_NOTE] if sandbox.unsafe else []) + list(run.incidents)  # shown in the feedback too
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
-                  notes=list(sub.problems), incidents=run.incidents, isolation=run.isolation, flags=flags)
+                  notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags)
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from checklib.cells import strip_magics
+from checklib.cells import DYNAMIC_IMPORTS, strip_magics
 
 # Attribute and name uses that reach the interpreter's internals.
 FRAME_NAMES = {"_getframe": "frame walking", "f_back": "frame walking", "f_globals": "frame walking",
@@ -39,6 +39,7 @@ CALLS = {"exec": "running code from a string (exec)", "eval": "running code from
          "compile": "compiling code from a string", "__import__": "importing by any means",
          "globals": "the namespace's globals()", "breakpoint": "the debugger",
          "setattr": None, "delattr": None}
+SENSITIVE_ROOTS = {"sys", "gc", "builtins", "inspect", "ctypes", "os", "json", "importlib", "__builtins__"}
 PATHS = ("/proc", "/dev/fd", "/sys/", "/dev/shm")
 
 
@@ -62,6 +63,7 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
     except SyntaxError:
         return []  # it cannot run either; the cell's own error says so
     found: list[Finding] = []
+    protected = set(protected) | _imported_here(tree)  # `import json as j` makes j a module name too
 
     def add(node, what, code):
         found.append(Finding(cell, getattr(node, "lineno", 0), what, code))
@@ -73,6 +75,8 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
                 what = "the interpreter's module table (sys.modules)"
             if node.attr == "sys" and _root_name(node.value) != "sys":
                 what = "the interpreter (sys) reached through another module"
+            if node.attr in DYNAMIC_IMPORTS:
+                what = "importing by any means"
             if node.attr in OS_CALLS and _root_name(node.value) == "os":
                 what = what or f"processes or file descriptors (os.{node.attr})"
             if what:
@@ -93,18 +97,31 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
             name = node.func.id if isinstance(node.func, ast.Name) else None
             if name in ("setattr", "delattr") and node.args and _root_name(node.args[0]) in protected | PATCH_ROOTS:
                 add(node, "monkeypatching a module the grader uses", ast.unparse(node)[:80])
+            elif name in ("getattr", "vars") and node.args and _root_name(node.args[0]) in SENSITIVE_ROOTS:
+                add(node, "reaching into the interpreter by name", ast.unparse(node)[:80])
             elif name in CALLS and CALLS[name]:
                 add(node, CALLS[name], f"{name}(...)")
             elif name == "open" and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
                 add(node, "file descriptors", ast.unparse(node)[:80])
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and any(p in node.value for p in PATHS):
-            add(node, "the process's /proc or descriptor files", repr(node.value)[:80])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(p in node.value for p in PATHS):
+                add(node, "the process's /proc or descriptor files", repr(node.value)[:80])
+            elif FRAME_NAMES.get(node.value):
+                add(node, FRAME_NAMES[node.value] + " (by name)", repr(node.value)[:80])
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in _flatten(targets):
                 if isinstance(target, (ast.Attribute, ast.Subscript)) and _root_name(target) in protected | PATCH_ROOTS:
                     add(node, "monkeypatching a module the grader uses", ast.unparse(target)[:80])
     return sorted(set(found), key=lambda f: (f.line, f.what))
+
+
+def _imported_here(tree) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+    return names - {"*"}
 
 
 def _flatten(targets):

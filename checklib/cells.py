@@ -105,7 +105,7 @@ def imports_in(source: str) -> list[str]:
                 names.append(f"{ast.unparse(func)}(...)")
         elif isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, (ast.Name, ast.Attribute)) \
                 and (node.value.id if isinstance(node.value, ast.Name) else node.value.attr) == "sys":
-            names.append(f"{ast.unparse(node)}")
+            names.append("sys.modules")  # also through another module, e.g. os.sys.modules
     return names
 
 
