@@ -346,5 +346,6 @@ def drop_to_nobody() -> None:
     os.setgid(NOBODY)
     os.setuid(NOBODY)
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # setuid cleared it: die with the process that waits for us
     if os.getuid() != NOBODY or os.geteuid() != NOBODY:
         raise OSError("could not become nobody")
