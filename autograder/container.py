@@ -314,7 +314,8 @@ def enter(req: dict, entries: list[tuple[str, str]]) -> str:
     _mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={int(req['work_mb'])}m,mode=0700,uid={NOBODY},gid={NOBODY}")
     _copy_work(req["work_dir"], work)
-    os.symlink(WORK_DIR.lstrip("/"), root + "/tmp")
+    if not os.path.lexists(root + "/tmp"):  # (it exists, read-only, when the kit itself lies under /tmp)
+        os.symlink(WORK_DIR.lstrip("/"), root + "/tmp")
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     _pivot_root(root)
     return WORK_DIR

@@ -252,7 +252,10 @@ class Sandbox:
         read_end, write_end = os.pipe()
         try:
             if self.isolate:
-                cgroup = ChildCgroup((limits.memory_mb + request["work_mb"]) * 2**20 + self._rss)
+                try:
+                    cgroup = ChildCgroup((limits.memory_mb + request["work_mb"]) * 2**20 + self._rss)
+                except OSError as err:
+                    raise InfrastructureError(f"could not create the child's control group ({err})") from None
                 request["cgroup_procs"] = cgroup.procs_files
             try:
                 socket.send_fds(self._control, [json.dumps(request).encode()], [write_end])
@@ -318,23 +321,26 @@ class Sandbox:
             except (ProcessLookupError, PermissionError):
                 pass
 
+        def receive() -> bool:
+            """Read what the pipe holds now; False at its end (every writer gone)."""
+            try:
+                data = os.read(read_end, 1 << 20)
+            except BlockingIOError:
+                return True
+            if data and watch.broken is None:
+                try:
+                    for record in reader.feed(data):
+                        watch.apply(protocol.accept(record), result, limits)
+                except ChannelBroken as err:
+                    watch.broken = str(err)
+                    kill()
+            return data != b""
+
         while True:
             waiting = [self._control] + ([read_end] if channel_open else [])
             ready, _, _ = select.select(waiting, [], [], 0.05)
             if read_end in ready:
-                try:
-                    data = os.read(read_end, 1 << 20)
-                except BlockingIOError:
-                    data = None
-                if data == b"":
-                    channel_open = False
-                elif data and watch.broken is None:
-                    try:
-                        for record in reader.feed(data):
-                            watch.apply(protocol.accept(record), result, limits)
-                    except ChannelBroken as err:
-                        watch.broken = str(err)
-                        kill()
+                channel_open = receive()
             if self._control in ready:
                 message = self._read_message(timeout=0)
                 if message is not None and "exit" in message:
@@ -346,6 +352,10 @@ class Sandbox:
                 watch.capped = now > watch.cap
                 kill()
         kill()  # anything the child left behind
+        drain_until = time.monotonic() + 5  # records the child wrote before it ended
+        while channel_open and time.monotonic() < drain_until:
+            if select.select([read_end], [], [], 0.05)[0]:
+                channel_open = receive()
         return watch
 
     def _conclude(self, watch: _Watch, cells, probes, limits: Limits, result: RunResult):
