@@ -186,6 +186,24 @@ class ChildCgroup:
         self.dirs = []
 
 
+def sweep_stale_cgroups() -> None:
+    """Remove the groups a killed grader left behind (named after its PID, which is gone);
+    their processes died with that grader (parent-death signal), so they are empty."""
+    mounts, own = _cgroup_mounts(), _own_cgroups()
+    for controller, mount in mounts.items():
+        parent = mount / own.get(controller, "/").lstrip("/")
+        for group in parent.glob("autograder-*-*"):
+            try:
+                pid = int(group.name.split("-")[1])
+            except ValueError:
+                continue
+            if not Path(f"/proc/{pid}").exists():
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
+
+
 def missing_mechanisms() -> list[str]:
     """What this machine lacks for `enter` (empty when everything is there). Each
     entry says what is missing and how to provide it. The namespaces themselves

@@ -162,6 +162,8 @@ class Sandbox:
         missing = container.missing_mechanisms() if self.isolate else []
         if missing:
             raise IsolationUnavailable(_refusal(missing))
+        if self.isolate:
+            container.sweep_stale_cgroups()
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
         env.update(PYTHONPATH=str(KIT_ROOT), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
