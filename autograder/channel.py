@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import math
 
-MAX_RECORD = 48 * 2**20      # bytes of one record (a probe's tensors, base64)
-MAX_STREAM = 256 * 2**20     # bytes of one child's whole channel
+MAX_RECORD = 128 * 2**20     # bytes of one record (a probe's tensors, base64)
+MAX_STREAM = 512 * 2**20     # bytes of one child's whole channel
 MAX_TEXT = 20_000            # characters of an error message kept
 
 
