@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import jsonschema
-import nbformat
 import pytest
 
 from autograder import container
@@ -407,3 +406,17 @@ def test_killing_the_grader_kills_its_zygote_and_child(tmp_path):
     while time.monotonic() < deadline and any(_alive(p) for p in tree):
         time.sleep(0.2)
     assert not [(p, Path(f"/proc/{p}/cmdline").read_bytes()[:80]) for p in tree if _alive(p)]
+
+
+def test_an_entry_past_its_outer_cap_is_an_infrastructure_error_and_regraded(tmp_path, monkeypatch):
+    from autograder import batch
+
+    root = tmp_path / "class"
+    samples.build(root / "sleepy", None, _edit("import time as _t\n_t.sleep(600)"))
+    monkeypatch.setattr(batch, "hard_cap", lambda limits, n: 0.0)
+    monkeypatch.setattr(batch, "OUTER_SLACK", 20.0)  # the zygote starts, the child sleeps: killed from outside at 20 s
+    start = time.monotonic()
+    rows = grade_all(root, "hw4", tmp_path / "out", jobs=1, progress=False)
+    assert time.monotonic() - start < 120
+    assert rows[0]["status"] == "infrastructure error", rows
+    assert not batch.is_done(tmp_path / "out", batch.discover(root, "hw4")[0])  # the next run grades it again
