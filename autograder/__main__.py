@@ -7,7 +7,9 @@
     python -m autograder check-config hwN [hwM ...]
     python -m autograder similarity SUBMISSIONS --assignment hwN --out DIR [--threshold T]
 
-Exit status: 0 when grading completed (whatever the scores), 2 for usage errors;
+Exit status: 0 when grading completed (whatever the scores), 2 for usage errors, 3 when the
+sandbox cannot isolate student code on this machine (the message says what is missing);
+`--unsafe-no-isolation` grades anyway, for tests and demos, and every result then says so.
 check-config: 1 when it found problems.
 """
 from __future__ import annotations
@@ -19,11 +21,22 @@ import traceback
 from pathlib import Path
 
 from checklib.assignment import ConfigError, available, load_assignment
+
+from .container import IsolationUnavailable
 from .reporters import gradescope_results, markdown_feedback, placeholder_results, text_table, write_json
+
+
+REFUSED = 3  # exit status: isolation unavailable
 
 
 class UsageError(Exception):
     pass
+
+
+def _unsafe_flag(parser) -> None:
+    parser.add_argument("--unsafe-no-isolation", action="store_true",
+                        help="grade even where student code cannot be isolated (tests and demos only: the code "
+                             "can then read solutions and change the grader; every result says so)")
 
 
 def _assignment(name):
@@ -51,7 +64,7 @@ def _grade(args) -> int:
     assignment = dataclasses.replace(assignment, limits=fit_limits(assignment.limits))
     if args.results:
         write_json(placeholder_results("Grading did not finish; please ask your instructor."), Path(args.results))
-    with Sandbox() as sandbox:
+    with Sandbox(unsafe_no_isolation=args.unsafe_no_isolation) as sandbox:
         report = grade(path, assignment, sandbox)
     print(text_table(report))
     if args.results:
@@ -69,7 +82,7 @@ def _grade_all(args) -> int:
     _assignment(args.assignment)
     _existing(args.submissions)
     rows = grade_all(Path(args.submissions), args.assignment, Path(args.out), jobs=args.jobs, force=args.force,
-                     dask_address=args.dask)
+                     dask_address=args.dask, unsafe_no_isolation=args.unsafe_no_isolation)
     print(gradebook_table(rows))
     print(f"wrote {Path(args.out) / 'gradebook.csv'}, {Path(args.out) / 'gradebook.xlsx'} and one folder per student")
     return 0
@@ -91,9 +104,16 @@ def _gradescope_run(args) -> int:
         from .gradescope import grade_in_container
 
         # One container, one submission, 768 MB: the grader holds torch only while no sandbox runs.
-        report = grade_in_container(args.assignment, Path(args.submission))
+        report = grade_in_container(args.assignment, Path(args.submission),
+                                    unsafe_no_isolation=args.unsafe_no_isolation)
         write_json(gradescope_results(report), results)
         print(text_table(report))
+    except IsolationUnavailable as err:
+        data = placeholder_results("The autograder is not set up to grade safely; please tell your instructor.")
+        data["extra_data"] = {"error": str(err)}
+        write_json(data, results)
+        print(err, file=sys.stderr)
+        return REFUSED
     except Exception as err:
         reason = f"The autograder could not grade this submission ({type(err).__name__}: {err}). Please tell your instructor."
         data = placeholder_results(reason)
@@ -139,6 +159,7 @@ def main(argv=None) -> int:
     one.add_argument("--assignment", required=True, help=f"one of: {names}")
     one.add_argument("--results", help="write Gradescope results.json here")
     one.add_argument("--feedback", help="write Markdown feedback here")
+    _unsafe_flag(one)
     one.set_defaults(func=_grade)
 
     batch = commands.add_parser("grade-all", help="grade a class: a folder of submissions")
@@ -148,6 +169,7 @@ def main(argv=None) -> int:
     batch.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel sandboxes (default: cores)")
     batch.add_argument("--force", action="store_true", help="regrade students already graded")
     batch.add_argument("--dask", metavar="ADDRESS", help="grade on this dask.distributed scheduler instead")
+    _unsafe_flag(batch)
     batch.set_defaults(func=_grade_all)
 
     bundle = commands.add_parser("gradescope-bundle", help="build the Gradescope autograder zip")
@@ -159,6 +181,7 @@ def main(argv=None) -> int:
     run.add_argument("--assignment", required=True)
     run.add_argument("--submission", required=True)
     run.add_argument("--results", required=True)
+    _unsafe_flag(run)
     run.set_defaults(func=_gradescope_run)
 
     config = commands.add_parser("check-config", help="check an assignment's rubric, checks, notebook and release agree")
@@ -179,6 +202,9 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except IsolationUnavailable as err:
+        print(err, file=sys.stderr)
+        return REFUSED
 
 
 if __name__ == "__main__":

@@ -29,9 +29,14 @@ from pathlib import Path
 import yaml
 
 from checklib.assignment import Assignment, load_assignment
+from .container import IsolationUnavailable, missing_mechanisms
 from .pipeline import grade
 from .reporters import gradescope_results, html_feedback, markdown_feedback, write_json
-from .sandbox import Sandbox
+from .sandbox import InfrastructureError, Sandbox, _refusal, hard_cap
+
+RETRY = ("error", "infrastructure error")   # statuses regraded on the next run
+RESERVED = {"gradebook.csv", "gradebook.xlsx"}  # files of the batch itself, beside the students' folders
+OUTER_SLACK = 180.0                          # seconds an entry may take beyond its sandbox's hard cap (start-up)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,23 @@ class Entry:
 # --- finding submissions ----------------------------------------------------------
 
 def _safe_id(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("._") or "unknown"
+    safe = re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("._") or "unknown"
+    return f"{safe}_student" if safe.lower() in RESERVED else safe
+
+
+def _unique(entries: list[Entry]) -> list[Entry]:
+    """Two submissions whose names make the same id (`ann lee.zip`, `ann_lee.zip`) keep
+    both: the later ones get -2, -3, ... (ids compare case-insensitively, as some file systems do)."""
+    seen: set[str] = set()
+    unique = []
+    for e in entries:
+        student, n = e.student, 1
+        while student.lower() in seen:
+            n += 1
+            student = f"{e.student}-{n}"
+        seen.add(student.lower())
+        unique.append(Entry(student, e.path))
+    return unique
 
 
 def discover(root: Path, assignment: str) -> list[Entry]:
@@ -54,16 +75,16 @@ def discover(root: Path, assignment: str) -> list[Entry]:
     submitted = root / "submitted" if (root / "submitted").is_dir() else root
     nbgrader = [d / assignment for d in sorted(submitted.iterdir()) if (d / assignment).is_dir()]
     if nbgrader:
-        return [Entry(_safe_id(d.parent.name), d) for d in nbgrader]
+        return _unique([Entry(_safe_id(d.parent.name), d) for d in nbgrader])
     if (root / "submission_metadata.yml").is_file():
-        return _gradescope_export(root)
+        return _unique(_gradescope_export(root))
     entries = []
     for path in sorted(root.iterdir()):
         if path.name.startswith(".") or path.name in ("__MACOSX",):
             continue
         student = path.stem if path.is_file() else path.name
         entries.append(Entry(_safe_id(student), path))
-    return entries
+    return _unique(entries)
 
 
 def _gradescope_export(root: Path) -> list[Entry]:
@@ -82,7 +103,7 @@ def _gradescope_export(root: Path) -> list[Entry]:
 def fingerprint(path: Path) -> str:
     """A hash of a submission's bytes (a file, or every file of a folder)."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         with open(file, "rb") as f:
@@ -101,14 +122,19 @@ def grade_entry(entry: Entry, assignment: Assignment, sandbox: Sandbox) -> dict:
         results = gradescope_results(report)
         feedback_md, feedback_html = markdown_feedback(report, entry.student), html_feedback(report, entry.student)
         status = "graded" if not report.notes else "graded with problems"
-    except Exception as err:  # the grader itself broke on this submission: record it, go on
-        reason = f"The autograder could not grade this submission ({type(err).__name__}: {err})."
+    except IsolationUnavailable:
+        raise  # fail closed: the whole batch stops, with the reason
+    except Exception as err:  # the grader or the machine broke on this submission: record it, go on
+        infrastructure = isinstance(err, InfrastructureError)
+        status = "infrastructure error" if infrastructure else "error"
+        reason = (f"Not graded: the grading machine failed while grading this submission ({err}); it is graded "
+                  "again on the next grade-all run." if infrastructure else
+                  f"The autograder could not grade this submission ({type(err).__name__}: {err}).")
         results = {"score": 0, "execution_time": round(time.monotonic() - start, 3), "output": reason,
                    "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
                    "extra_data": {"error": traceback.format_exc()[-2000:]}, "tests": [], "leaderboard": []}
         feedback_md = f"# Feedback: {assignment.name} for {entry.student}\n\n> {reason}\n"
         feedback_html = f"<p>{reason}</p>"
-        status = "error"
     results["extra_data"].update(student=entry.student, status=status, submission=str(entry.path),
                                  fingerprint=fingerprint(entry.path) if entry.path.exists() else "")
     return {"results": results, "feedback.md": feedback_md, "feedback.html": feedback_html}
@@ -130,22 +156,25 @@ def is_done(out: Path, entry: Entry) -> bool:
         extra = json.loads(path.read_text())["extra_data"]
     except (ValueError, KeyError, TypeError):
         return False
-    # A grader failure is retried; a graded submission only if it changed since.
-    return extra.get("status") != "error" and extra.get("fingerprint") == fingerprint(entry.path)
+    # A grader or machine failure is retried; a graded submission only if it changed since.
+    return extra.get("status") not in RETRY and extra.get("fingerprint") == fingerprint(entry.path)
 
 
 # --- the batch ----------------------------------------------------------------------------
 
 def grade_all(root: Path, assignment_name: str, out: Path, jobs: int = 1, force: bool = False,
-              dask_address: str | None = None, progress: bool = True) -> list[dict]:
-    """Grade every submission under `root` that is not graded yet; return the gradebook rows."""
+              dask_address: str | None = None, progress: bool = True, unsafe_no_isolation: bool = False) -> list[dict]:
+    """Grade every submission under `root` that is not graded yet; return the gradebook rows.
+    Raises IsolationUnavailable before grading anything when the sandbox cannot isolate here."""
     from tqdm.auto import tqdm
 
+    missing = [] if unsafe_no_isolation or dask_address else missing_mechanisms()
+    if missing:
+        raise IsolationUnavailable(_refusal(missing))
     assignment = load_assignment(assignment_name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries = discover(root, assignment_name)
-    _check_unique(entries)
     todo = [e for e in entries if force or not is_done(out, e)]
     bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"grading {assignment_name}",
                unit="submission", disable=not progress)
@@ -154,7 +183,7 @@ def grade_all(root: Path, assignment_name: str, out: Path, jobs: int = 1, force:
     def finished(entry, files):
         nonlocal failed
         write_entry(out, entry, files)
-        failed += files["results"]["extra_data"]["status"] == "error"
+        failed += files["results"]["extra_data"]["status"] in RETRY
         bar.update(1)
         bar.set_postfix(done=bar.n, failed=failed)
 
@@ -163,36 +192,37 @@ def grade_all(root: Path, assignment_name: str, out: Path, jobs: int = 1, force:
         from .dask_backend import grade_with_dask
         grade_with_dask(dask_address, todo, assignment_name, finished, hide=(Path(root).resolve(),))
     else:
-        _grade_locally(todo, assignment, max(1, jobs), finished, hide=(Path(root).resolve(),))
+        _grade_locally(todo, assignment, max(1, jobs), finished, hide=(Path(root).resolve(),),
+                       unsafe_no_isolation=unsafe_no_isolation)
     bar.close()
     rows = gradebook_rows(out, entries, assignment)
     write_gradebook(rows, out)
     return rows
 
 
-def _check_unique(entries: list[Entry]) -> None:
-    seen: dict[str, Path] = {}
-    for e in entries:
-        if e.student in seen:
-            raise ValueError(f"two submissions for student {e.student!r}: {seen[e.student]} and {e.path}")
-        seen[e.student] = e.path
-
-
-def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finished, hide=()) -> None:
+def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finished, hide=(),
+                   unsafe_no_isolation: bool = False) -> None:
     """`jobs` threads, each with its own sandbox (a zygote process): the work itself
-    happens in the sandboxes' child processes, so threads suffice here."""
+    happens in the sandboxes' child processes, so threads suffice here. Each entry has an
+    outer cap (its sandbox's hard cap plus start-up): past it the sandbox is killed and
+    the entry is recorded as an infrastructure error, regraded on the next run."""
     local = threading.local()
     sandboxes: list[Sandbox] = []
     lock = threading.Lock()
+    outer_cap = hard_cap(assignment.limits, len(assignment.checks)) + OUTER_SLACK
 
     def work(entry):
         if getattr(local, "sandbox", None) is None:
-            local.sandbox = Sandbox(hide=hide)
-            local.sandbox.start()
+            local.sandbox = Sandbox(hide=hide, unsafe_no_isolation=unsafe_no_isolation)
             with lock:
                 sandboxes.append(local.sandbox)
-        files = grade_entry(entry, assignment, local.sandbox)
-        if files["results"]["extra_data"]["status"] == "error":  # the sandbox may be broken: start afresh
+        watchdog = threading.Timer(outer_cap, local.sandbox.kill)
+        watchdog.start()
+        try:
+            files = grade_entry(entry, assignment, local.sandbox)
+        finally:
+            watchdog.cancel()
+        if files["results"]["extra_data"]["status"] in RETRY:  # the sandbox may be broken: start afresh
             local.sandbox.close()
             local.sandbox = None
         return files

@@ -1,24 +1,28 @@
 """Inside the sandbox: run the job (see `checklib.runner`) and report its events.
 
-This runs in a forked, already-limited child process (see `zygote.py`). Each
-record goes as one JSON line to the events file the grader watches, and carries
-the run's nonce, which the grader handed over before any student code ran;
-lines without it are ignored by the grader.
+This runs in a forked, already-contained child process (see `zygote.py`). Each
+record goes, framed by `channel.make_encoder()`, to the pipe whose read end
+only the grader holds. The writer and its encoder are bound here, before any
+student code runs, so replacing `os.write`, `json` or builtins later does not
+change how records are written. (Student code can still write to the pipe
+itself: the grader's protocol and checks are built for that, see `channel.py`.)
 """
 from __future__ import annotations
 
-import json
 import os
 
 from checklib.runner import run_job
 
+from .channel import make_encoder
 
-def run(job: dict, events_fd: int) -> None:
-    # Bound now, before student code runs and could replace os.write or json.dumps.
-    nonce, write, dumps = job["nonce"], os.write, json.dumps
+
+def run(job: dict, events_fd: int, notes: list[str]) -> None:
+    write, encode = os.write, make_encoder()
 
     def emit(record: dict) -> None:
-        record["nonce"] = nonce
-        write(events_fd, (dumps(record) + "\n").encode())
+        data = encode(record)
+        while data:
+            data = data[write(events_fd, data):]
 
+    emit({"event": "ready", "isolation": list(notes)})
     run_job(job, emit)

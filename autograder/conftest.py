@@ -19,6 +19,8 @@ def pytest_addoption(parser):
     group.addoption("--submission", help="a submission zip, folder or notebook")
     group.addoption("--assignment", help="the assignment name, e.g. hw4")
     group.addoption("--results", help="write Gradescope results.json here")
+    group.addoption("--unsafe-no-isolation", action="store_true",
+                    help="grade even where student code cannot be isolated (results say so)")
 
 
 def pytest_configure(config):
@@ -50,7 +52,7 @@ def grade_report(request):
     from autograder.sandbox import Sandbox
 
     config = request.config
-    with Sandbox() as sandbox:
+    with Sandbox(unsafe_no_isolation=config.getoption("unsafe_no_isolation")) as sandbox:
         report = grade(Path(config.getoption("submission")), load_assignment(config.getoption("assignment")), sandbox)
     config.stash[REPORT] = report
     return report

@@ -106,6 +106,7 @@ class _Recorder:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self.unsafe = False  # nothing runs here; the measuring sandbox decides
 
     def run(self, cells, probes, probes_path, files, limits):
         from .sandbox import RunResult
@@ -124,8 +125,9 @@ class _Recorder:
 class _Replay:
     """Stands in for the sandbox in the judge step: returns what the measure step measured."""
 
-    def __init__(self, job: dict | None, result):
+    def __init__(self, job: dict | None, result, unsafe: bool = False):
         self.job, self.result = job, result
+        self.unsafe = unsafe  # whether the measuring sandbox ran without isolation
 
     def run(self, cells, probes, probes_path, files, limits):
         from .sandbox import RunResult, SandboxError
@@ -144,7 +146,8 @@ def plan_step(assignment_name: str, submission: Path, folder: Path) -> None:
     grade(Path(submission), load_assignment(assignment_name), _Recorder(folder))
 
 
-def grade_in_container(assignment_name: str, submission: Path, python: str = sys.executable):
+def grade_in_container(assignment_name: str, submission: Path, python: str = sys.executable,
+                       unsafe_no_isolation: bool = False):
     """Grade one submission as Gradescope's container allows; returns the pipeline's Report."""
     from .hostlimits import fit_limits, used_memory_mb
     from .sandbox import RunResult, Sandbox
@@ -158,13 +161,13 @@ def grade_in_container(assignment_name: str, submission: Path, python: str = sys
         job = json.loads((folder / JOB).read_text()) if (folder / JOB).is_file() else None
         result = RunResult()
         if job is not None:
-            with Sandbox() as sandbox:
+            with Sandbox(unsafe_no_isolation=unsafe_no_isolation) as sandbox:
                 limits = fit_limits(Limits(**job["limits"]), used_mb=used_memory_mb())
                 result = sandbox.run(job["cells"], job["probes"], Path(job["probes_path"]),
                                      {name: Path(p) for name, p in job["files"].items()}, limits)
         from .pipeline import grade  # the checks (and torch) load only now
 
-        return grade(Path(submission), load_assignment(assignment_name), _Replay(job, result))
+        return grade(Path(submission), load_assignment(assignment_name), _Replay(job, result, unsafe_no_isolation))
 
 
 if __name__ == "__main__":  # python -m autograder.gradescope plan ASSIGNMENT SUBMISSION FOLDER

@@ -1,128 +1,39 @@
 """A pre-imported process that forks one sandboxed child per grading run.
 
 Importing torch takes seconds; forking a process that already has it takes
-milliseconds. The grader (`sandbox.py`) starts this zygote once and sends it
-one JSON request per line on stdin; the zygote answers on stdout:
+milliseconds. The grader (`sandbox.py`) starts this zygote once and talks to it
+over a Unix datagram socket (descriptor `--control-fd`): each request is one JSON
+message carrying, as an attached descriptor, the write end of a pipe whose read
+end only the grader holds (the child's results channel, see `channel.py`). The
+zygote answers:
 
-    {"pid": N}                            the child started
-    {"pid": N, "exit": code, "signal": s} the child ended (and every process it left was killed)
+    {"ready": pid, "missing": [...]}    started; what the container self-test could not do
+    {"pid": N}                          the child started
+    {"pid": N, "exit": code}            the child ended
 
-The zygote itself never runs student code and never sees expected values. The
-forked child locks itself down before it reads any student code:
-  - a new session (so the grader can kill its whole process group),
-  - no network (a new, empty network namespace),
-  - when the grader runs as root: its own mount namespace in which every file
-    system is read-only, the grader's secrets (solutions, hidden checks, other
-    submissions) are replaced by empty folders, and the grader's scratch folder
-    holds only its own work folder; its own PID namespace (it cannot see or signal the grader's
-    processes); and no capabilities at all (it cannot remount); on top, an
-    unprivileged user when the kit is readable by one,
-  - resource limits: CPU seconds, address space, file size, open files, processes,
-  - a scrubbed environment, its own temporary working directory, stdin closed,
-    stdout and stderr to a capped file.
-What the platform does not allow is reported back as isolation notes.
+The zygote never runs student code and never sees expected values; it dies with
+the grader (PR_SET_PDEATHSIG), and its children die with it. The forked child
+locks itself down before it reads any student code: a new session, stdin closed,
+stdout and stderr to a capped file, every other descriptor closed but its end
+of the channel, then its container (`container.enter`: cgroup, namespaces,
+allow-list root, nobody), resource limits and a scrubbed environment. With
+isolation off (`--unsafe-no-isolation`) only the resource limits apply, and the
+child says so in its first record.
 """
 from __future__ import annotations
 
-import ctypes
+import argparse
 import json
 import os
-import re
 import resource
 import signal
+import socket
 import sys
+import traceback
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
-PR_CAPBSET_DROP = 24
+from autograder import container
+
 PR_SET_CHILD_SUBREAPER = 36
-PR_SET_NO_NEW_PRIVS = 38
-LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _unshare(flags: int) -> bool:
-    return _libc.unshare(flags) == 0
-
-
-def _mount(source: str | None, target: str, flags: int) -> None:
-    if _libc.mount(source and source.encode(), target.encode(), None, ctypes.c_ulong(flags), None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
-
-
-def _private_filesystem(work_dir: str, hide: list[str], scratch: str) -> tuple[str, list[str]]:
-    """In this (new) mount namespace: every mount read-only; `hide` paths replaced
-    by empty ones (solutions, hidden checks, other submissions); the grader's
-    scratch folder (every job's files) emptied but for this child's work folder,
-    which stays writable at `scratch`/work. Returns that folder and the mount
-    points that could not be made read-only."""
-    _mount(None, "/", MS_REC | MS_PRIVATE)       # nothing we do here reaches the grader's namespace
-    work_fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)  # reachable even once scratch is covered
-    failed = []
-    with open("/proc/self/mountinfo") as f:
-        points = [re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
-    for point in points:
-        try:
-            _mount(None, point, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-        except OSError:
-            failed.append(point)
-    for path in hide:
-        if os.path.isdir(path):
-            _mount_tmpfs(path, MS_RDONLY)
-        elif os.path.isfile(path):
-            _mount("/dev/null", path, MS_BIND)
-    _mount_tmpfs(scratch, 0)
-    child_work = os.path.join(scratch, "work")
-    os.mkdir(child_work)
-    _mount(f"/proc/self/fd/{work_fd}", child_work, MS_BIND)
-    _mount(None, child_work, MS_REMOUNT | MS_BIND | MS_NOSUID)  # writable again
-    os.close(work_fd)
-    return child_work, failed
-
-
-def _mount_tmpfs(target: str, flags: int) -> None:
-    if _libc.mount(b"tmpfs", target.encode(), b"tmpfs", ctypes.c_ulong(flags | MS_NOSUID | MS_NODEV),
-                   b"size=64m,mode=0755") != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
-
-
-def _drop_capabilities() -> None:
-    """Give up every capability for good (a root without them cannot remount or
-    bypass file permissions) and forbid gaining privileges through exec."""
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    for cap in range(64):
-        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    if _libc.capset(ctypes.byref(Header(LINUX_CAPABILITY_VERSION_3, 0)), ctypes.byref((Data * 2)())) != 0:
-        raise OSError(ctypes.get_errno(), "capset failed")
-    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-
-
-def _become_pid_namespace_init() -> None:
-    """Fork once more so the student's code runs as PID 1 of the new PID namespace;
-    this process only waits for it and exits with its status."""
-    pid = os.fork()
-    if pid == 0:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        return
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):  # die the same way, so the grader reads the same cause
-        sig = os.WTERMSIG(status)
-        if sig != signal.SIGKILL:
-            signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
 
 
 def _vm_size_bytes() -> int:
@@ -133,53 +44,11 @@ def _vm_size_bytes() -> int:
     return 0
 
 
-def _enter_sandbox(req: dict) -> tuple[dict, int, list[str]]:
-    """Lock down this freshly forked child. Returns the job, the events file
-    descriptor, and notes on what could not be done here."""
-    notes = []
-    os.setsid()
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    # Files the grader set up: opened now, while we may still read them.
-    with open(req["job_path"]) as f:
-        job = json.load(f)
-    events_fd = os.open(req["events_path"], os.O_WRONLY | os.O_APPEND)
-    out_fd = os.open(req["output_path"], os.O_WRONLY | os.O_APPEND)
-    null_fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_fd, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(out_fd, 2)
-    for stream in (sys.stdout, sys.stderr):  # keep what was printed even if the child dies abruptly
-        stream.reconfigure(line_buffering=True)
-    keep = sorted({0, 1, 2, events_fd})
-    for fd in range(3, 1024):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    root = os.geteuid() == 0
-    work_dir = os.path.realpath(req["work_dir"])
-    namespaces = False
-    if root:
-        namespaces = _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
-        if namespaces:
-            work_dir, failed = _private_filesystem(work_dir, req.get("hide", []), req["scratch"])
-            if failed:
-                notes.append(f"files: could not make {', '.join(failed)} read-only")
-        elif not _unshare(CLONE_NEWNET):
-            notes.append("network: could not enter an empty network namespace")
-    elif not _unshare(CLONE_NEWUSER | CLONE_NEWNET):
-        notes.append("network: not isolated (user namespaces are not available here)")
-    if not namespaces:
-        notes.append("files: not read-only here (the grader only verifies afterwards that its own files are unchanged)")
-
-    limits = req["limits"]
+def _limit_resources(limits: dict) -> None:
     cpu = int(limits["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    # The preloaded libraries already map much address space; the student gets
-    # `memory_mb` on top of what the child starts with.
+    # Per process: the preloaded libraries already map much address space, so the student
+    # gets `memory_mb` on top of what the child starts with (the cgroup caps the whole tree).
     address_space = _vm_size_bytes() + int(limits["memory_mb"]) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     file_size = int(limits["file_mb"]) * 2**20
@@ -187,35 +56,46 @@ def _enter_sandbox(req: dict) -> tuple[dict, int, list[str]]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    uid = req.get("uid")
-    if root and uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)  # also clears every capability
-        resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
-    elif root:
-        _drop_capabilities()
-    if namespaces:
-        _become_pid_namespace_init()
 
-    os.chdir(work_dir)
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work_dir, "TMPDIR": work_dir,
-                       "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
-    return job, events_fd, notes
-
-
-def _child(req: dict) -> None:
+def _child(req: dict, events_fd: int, entries) -> None:
+    """The forked child: lock down, then run the job. Never returns."""
     code = 0
     try:
-        job, events_fd, notes = _enter_sandbox(req)
-        os.write(events_fd, (json.dumps({"event": "isolation", "notes": notes, "nonce": job["nonce"]}) + "\n").encode())
+        os.setsid()
+        container._libc.prctl(container.PR_SET_PDEATHSIG, signal.SIGKILL)
+        with open(req["job_path"]) as f:  # opened now, while the grader's files are reachable
+            job = json.load(f)
+        out_fd = os.open(req["output_path"], os.O_WRONLY | os.O_APPEND)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        events_fd = os.dup2(events_fd, 3) if events_fd != 3 else 3
+        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # the zygote's socket included
+        for stream in (sys.stdout, sys.stderr):  # keep what was printed even if the child dies abruptly
+            stream.reconfigure(line_buffering=True)
+        notes = []
+        if req["isolate"]:
+            try:
+                work_dir = container.enter(req, entries)
+                _limit_resources(req["limits"])
+                container.drop_to_nobody()
+            except BaseException:
+                traceback.print_exc()
+                os._exit(container.SETUP_FAILED)  # before any student code: the grader calls it an infrastructure error
+        else:
+            work_dir = req["work_dir"]
+            _limit_resources(req["limits"])
+        os.chdir(work_dir)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work_dir, "TMPDIR": work_dir, "MPLCONFIGDIR": work_dir,
+                           "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
+        sys.dont_write_bytecode = True
         import torch
         torch.set_num_threads(1)
         from autograder.child import run
-        run(job, events_fd)
+        run(job, events_fd, notes)
     except BaseException:
-        import traceback
         traceback.print_exc()  # stderr is the captured output file by now, or the zygote's
         code = 70
     finally:
@@ -227,11 +107,59 @@ def _child(req: dict) -> None:
         os._exit(code)
 
 
+def _self_test(folder: str, entries) -> list[str]:
+    """Build one container for nothing, as a child would: what fails is missing here."""
+    os.makedirs(os.path.join(folder, "root"), exist_ok=True)
+    os.makedirs(os.path.join(folder, "work"), exist_ok=True)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            container.enter({"cgroup_procs": [], "root_dir": os.path.join(folder, "root"),
+                             "work_dir": os.path.join(folder, "work"), "work_mb": 1}, entries)
+            container.drop_to_nobody()
+            if not os.path.isfile(container.__file__):
+                raise OSError("the kit's code is not visible inside the container")
+            os._exit(0)
+        except BaseException as err:
+            os.write(write, f"{type(err).__name__}: {err}".encode()[:2000])
+            os._exit(1)
+    os.close(write)
+    message = b""
+    while chunk := os.read(read, 4096):
+        message += chunk
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return []
+    why = message.decode(errors="replace") or f"exit status {os.waitstatus_to_exitcode(status)}"
+    return [f"namespaces: could not build the child's container ({why}); run the grader as root with "
+            "CAP_SYS_ADMIN and a seccomp profile that allows unshare, mount and pivot_root (Docker: `--privileged`)"]
+
+
 def _kill_leftovers() -> None:
-    """Kill and reap every process the child left behind (they were reparented to us)."""
+    """Kill and reap every process the child left behind (they were reparented to us).
+    Only needed without isolation: a contained child's processes die with its PID namespace."""
     me = os.getpid()
-    for _ in range(10):  # a killed process's own children are reparented to us next
-        if not _kill_children_once(me):
+    for _ in range(10):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me:
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                    os.waitpid(int(entry), 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        if not found:
             break
     while True:
         try:
@@ -242,44 +170,37 @@ def _kill_leftovers() -> None:
             return
 
 
-def _kill_children_once(me: int) -> bool:
-    found = False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == me:
-            found = True
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-                os.waitpid(int(entry), 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-    return found
-
-
 def main() -> None:
-    for name in sys.argv[1:]:  # preload: the imports every grading run needs
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--self-test", help="a scratch folder: build a container there first (isolation on)")
+    parser.add_argument("preload", nargs="*")
+    args = parser.parse_args()
+    parent = os.getppid()
+    container._libc.prctl(container.PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader's death ends us
+    if os.getppid() != parent:
+        os._exit(1)
+    control = socket.socket(fileno=args.control_fd)
+    for name in args.preload:  # the imports every grading run needs
         __import__(name)
-    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
-    out = sys.stdout
-    out.write(json.dumps({"ready": os.getpid()}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        req = json.loads(line)
+    container._libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    entries = container.root_entries() if args.self_test else []
+    missing = _self_test(args.self_test, entries) if args.self_test else []
+    control.send(json.dumps({"ready": os.getpid(), "missing": missing}).encode())
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
+        if not message:
+            return
+        req = json.loads(message)
         pid = os.fork()
         if pid == 0:
-            _child(req)
-        out.write(json.dumps({"pid": pid}) + "\n")
-        out.flush()
+            _child(req, fds[0], entries)
+        for fd in fds:
+            os.close(fd)
+        control.send(json.dumps({"pid": pid}).encode())
         _, status = os.waitpid(pid, 0)
         _kill_leftovers()
-        out.write(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}) + "\n")
-        out.flush()
+        control.send(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}).encode())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ With --class N it also grades N submissions as a class with `grade-all`
 (parallel sandboxes, one per core) against the same kernel-per-submission
 baseline run over the same N.
 
+It also measures what the isolation costs (issue 11): the same submissions
+graded by the same kind of sandbox with the per-child container off
+(`unsafe_no_isolation=True`: no cgroup, namespaces, allow-list root or nobody)
+and on, alternating so that load on a shared machine hits both alike. The
+budget is 0.5 s per submission. `--skip-kernel` leaves the kernel baseline out.
+
 Prints seconds per submission for each and the ratio. Timings on a shared
 machine are noisy: compare the ratio.
 """
@@ -71,6 +77,7 @@ def main() -> None:
     parser.add_argument("--assignment", default="hw4", choices=sorted(SAMPLES))
     parser.add_argument("--n", type=int, default=20, help="submissions graded in a row")
     parser.add_argument("--class", dest="class_size", type=int, default=0, help="also grade this many with grade-all")
+    parser.add_argument("--skip-kernel", action="store_true", help="only the isolation before/after measurement")
     args = parser.parse_args()
     assignment = load_assignment(args.assignment)
     samples = SAMPLES[args.assignment]
@@ -79,6 +86,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subs = [samples.build(Path(tmp) / f"s{i:02d}", samples.MUTANTS[names[i % len(names)]] if i else None)
                 for i in range(args.n)]
+
+        before, after = isolation_cost(subs, assignment)
+        print(f"\n{args.assignment.upper()}, {args.n} submissions, isolation off then on (alternating, same sandbox kind):")
+        print(f"  before (no container)   {before:5.2f} s per submission")
+        print(f"  after  (container)      {after:5.2f} s per submission")
+        print(f"  isolation cost          {after - before:+5.2f} s per submission (budget +0.50 s)")
+        if args.skip_kernel:
+            return
 
         start = time.perf_counter()
         sandbox = Sandbox()
@@ -108,6 +123,25 @@ def main() -> None:
     print(f"  ratio (kernel / kit, per submission): {kernel_each / kit_each:5.1f}x")
     if args.class_size:
         grade_class(args.class_size, assignment, samples, names)
+
+
+def isolation_cost(subs: list[Path], assignment) -> tuple[float, float]:
+    """Seconds per submission without and with the per-child container, graded alternately."""
+    times = {False: 0.0, True: 0.0}
+    sandboxes = {iso: Sandbox(unsafe_no_isolation=not iso) for iso in times}
+    try:
+        for sb in sandboxes.values():
+            sb.start()
+            grade(subs[0], assignment, sb)  # warm-up
+        for path in subs:
+            for iso, sb in sandboxes.items():
+                start = time.perf_counter()
+                grade(path, assignment, sb)
+                times[iso] += time.perf_counter() - start
+    finally:
+        for sb in sandboxes.values():
+            sb.close()
+    return times[False] / len(subs), times[True] / len(subs)
 
 
 def grade_class(n: int, assignment, samples, names) -> None:

@@ -55,6 +55,18 @@ def demo_training() -> None:
             print(f"  wrote {path} ({path.stat().st_size:,} bytes)")
 
 
+def _unsafe() -> bool:
+    """The demo grades its own samples: where the sandbox cannot isolate (no root or
+    namespaces), it says so and grades without isolation, as `--unsafe-no-isolation` does."""
+    from autograder.container import missing_mechanisms
+
+    missing = missing_mechanisms()
+    if missing:
+        print("Note: this machine cannot isolate student code (" + "; ".join(m.split(":")[0] for m in missing)
+              + "); the demo grades its own samples without isolation, and the results say so.")
+    return bool(missing)
+
+
 def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
     """Build one homework's reference, blank release and flawed variants (student
     name -> mutant) into demo_out/, grade them as a class with grade-all and print
@@ -69,7 +81,7 @@ def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
     for student, mutant in flawed.items():
         samples.build(folder / student, samples.MUTANTS[mutant])
     print(f"The class, as `python -m autograder grade-all {folder} --assignment {homework}` grades it:")
-    print(gradebook_table(grade_all(folder, homework, graded, jobs=2)))
+    print(gradebook_table(grade_all(folder, homework, graded, jobs=2, unsafe_no_isolation=_unsafe())))
     print(f"gradebook: {graded / 'gradebook.csv'} (and .xlsx); feedback: {graded}/<student>/feedback.html")
     return graded
 
@@ -84,7 +96,7 @@ def demo_grading() -> None:
 
     grade_samples("hw4", hw4_samples, {"flawed_softmax": "softmax_output", "flawed_shortcut": "no_shortcut_activation"})
     print("\nOne submission, as `python -m autograder grade` shows it:")
-    with Sandbox() as sandbox:
+    with Sandbox(unsafe_no_isolation=_unsafe()) as sandbox:
         print(text_table(grade(OUT / "hw4_samples" / "flawed_shortcut", load_assignment("hw4"), sandbox)))
 
 

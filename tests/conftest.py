@@ -14,8 +14,13 @@ SCHEMA = json.loads((KIT_ROOT / "autograder" / "gradescope_schema.json").read_te
 
 @pytest.fixture(scope="module")
 def sandbox():
-    """One sandbox per test module: starting its zygote (torch imported) takes seconds."""
-    with Sandbox() as sb:
+    """One sandbox per test module: starting its zygote (torch imported) takes seconds.
+    Where this machine cannot isolate student code (no root, cgroups or namespaces),
+    the kit's own tests grade without isolation, as `--unsafe-no-isolation` does; the
+    tests of isolation itself skip there."""
+    from autograder.container import missing_mechanisms
+
+    with Sandbox(unsafe_no_isolation=bool(missing_mechanisms())) as sb:
         yield sb
 
 
