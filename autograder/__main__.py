@@ -2,7 +2,7 @@
 
     python -m autograder grade PATH --assignment hwN [--results OUT.json] [--feedback OUT.md]
     python -m autograder grade-all SUBMISSIONS --assignment hwN --out DIR [--jobs N] [--force] [--dask ADDRESS]
-    python -m autograder gradescope-bundle hwN -o hwN_autograder.zip
+    python -m autograder gradescope-bundle hwN -o hwN_autograder.zip [--unsafe-no-isolation]
     python -m autograder gradescope-run --assignment hwN --submission DIR --results results.json   (inside the bundle)
     python -m autograder check-config hwN [hwM ...]
     python -m autograder similarity SUBMISSIONS --assignment hwN --out DIR [--threshold T]
@@ -92,7 +92,9 @@ def _bundle(args) -> int:
     from .gradescope import build_bundle
 
     _assignment(args.assignment)
-    print(f"wrote {build_bundle(args.assignment, Path(args.output))}")
+    print(f"wrote {build_bundle(args.assignment, Path(args.output), unsafe_no_isolation=args.unsafe_no_isolation)}")
+    if args.unsafe_no_isolation:
+        print("warning: this bundle grades without isolation: student code can read the solutions it carries")
     return 0
 
 
@@ -175,6 +177,7 @@ def main(argv=None) -> int:
     bundle = commands.add_parser("gradescope-bundle", help="build the Gradescope autograder zip")
     bundle.add_argument("assignment", help=f"one of: {names}")
     bundle.add_argument("-o", "--output", required=True)
+    _unsafe_flag(bundle)
     bundle.set_defaults(func=_bundle)
 
     run = commands.add_parser("gradescope-run", help="(inside the bundle) grade /autograder/submission")

@@ -64,9 +64,10 @@ RESULTS="${{AUTOGRADER_RESULTS:-/autograder/results/results.json}}"
 PYTHON="${{AUTOGRADER_PYTHON:-/autograder/venv/bin/python}}"
 mkdir -p "$(dirname "$RESULTS")"
 cd "$SOURCE"
-"$PYTHON" -m autograder gradescope-run --assignment {assignment} --submission "$SUBMISSION" --results "$RESULTS"
+"$PYTHON" -m autograder gradescope-run --assignment {assignment} --submission "$SUBMISSION" --results "$RESULTS"{flags}
 status=$?
-if [ "$status" -ne 0 ]; then
+# 3: the grader refused to run student code without isolation; results.json says why.
+if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then
   printf '{{"score": 0, "output": "The autograder stopped with status %d before it could grade this submission. Please tell your instructor.", "output_format": "text", "visibility": "visible", "tests": []}}\\n' "$status" > "$RESULTS"
 fi
 exit 0
@@ -82,11 +83,15 @@ def bundle_members(assignment_name: str) -> list[Path]:
     return sorted(p.relative_to(KIT_ROOT) for p in keep)
 
 
-def build_bundle(assignment_name: str, output: Path) -> Path:
+def build_bundle(assignment_name: str, output: Path, unsafe_no_isolation: bool = False) -> Path:
+    """The zip to upload. `unsafe_no_isolation` bakes that flag into run_autograder, for a
+    platform whose containers cannot give the sandbox namespaces and cgroups (an explicit
+    choice: the grader otherwise refuses there, and says so in every results.json)."""
     output = Path(output)
+    flags = " --unsafe-no-isolation" if unsafe_no_isolation else ""
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.format(assignment=assignment_name))):
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.format(assignment=assignment_name, flags=flags))):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16  # executable once unpacked
             zf.writestr(info, text)
