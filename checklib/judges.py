@@ -82,6 +82,29 @@ def layer(row: dict) -> tuple:
     return (row["kind"],)
 
 
+def feature_size(rows: list[dict], in_size) -> int:
+    """C x H x W of what the layers `rows` (report rows, in order) make of one input of
+    shape (C, H, W): convolutions and poolings resize by their kernel, stride and
+    padding; a convolution sets C. Judge a later layer against the student's OWN
+    earlier layers with it, so that one mistake is charged once."""
+    def pair(v, default):
+        v = default if v is None else v
+        return list(v) if isinstance(v, (list, tuple)) else [v, v]
+    c, h, w = in_size
+    for r in rows:
+        k = r["kind"]
+        if "Adaptive" in k:
+            h, w = pair(r.get("output_size"), 1)
+        elif "Conv" in k or "Pool" in k:
+            kernel = pair(r.get("kernel_size"), 1)
+            stride, padding = pair(r.get("stride"), kernel), r.get("padding", 0)
+            if padding != "same":
+                padding = pair(padding, 0)
+                h, w = ((size + 2 * p - kk) // st + 1 for size, p, kk, st in zip((h, w), padding, kernel, stride))
+            c = r.get("out_channels", c) if "Conv" in k else c
+    return c * h * w
+
+
 def show_layers(layers, limit: int = 14) -> str:
     def one(lay):
         return f"{lay[0]}({lay[1]}, {lay[2]})" if len(lay) == 3 else lay[0]
