@@ -162,7 +162,7 @@ def seeded_forward(module, roles, seed: int, input_shape, modes=("train", "eval"
     each run also holds "captured": {mode: the input of the first such submodule},
     to judge the layers before it."""
     from checklib.probes import ProbeError
-    from checklib.structure import kind, report, set_training
+    from checklib.structure import report, set_training
 
     values, x = role_values(roles, seed), seeded_input(input_shape, seed)
     try:
