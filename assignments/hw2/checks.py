@@ -2,6 +2,7 @@
 Points are in rubric.yaml; messages speak to the student."""
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from checklib import judges
+from checklib import judges, training
 from checklib.checks import Check, failed, outcomes, passed
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -144,51 +145,43 @@ def seeded_judge(asset: str):
 
 # --- 2. TorchTrainer: every number recomputed here ----------------------------------------------
 
-def _linear(state=None, seed=0):
-    torch.manual_seed(seed)  # probes.linear_model's architecture and initial weights
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    return model if state is None else model.load_state_dict(state) and model
+def _linear():
+    torch.manual_seed(0)  # probes.linear_model's architecture and initial weights
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
 
 
+@lru_cache(maxsize=None)
 def _digits():
-    import json
     saved = json.loads((ASSETS.parent / "digits50.json").read_text())
-    images = torch.tensor(saved["images"], dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0 - 0.5
-    return images, torch.tensor(saved["labels"])
+    return torch.tensor(saved["images"], dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0 - 0.5, torch.tensor(saved["labels"])
 
 
-def _loss_problem(result, loss, correct, method):
-    got = result["loss"]
+def _loss_problem(measured, loss, correct, method):
+    if "error" in measured:
+        return f"{method} raised an error:\n{measured['error']}"
+    got, count = measured["value"]["loss"], measured["value"]["num_correct"]
     if got["graph"]:
         return (f"{method} returned the loss as a tensor that still holds its computation graph; return loss.item() "
                 "(a float), or the graph of every batch stays in memory until the epoch ends.")
     if got["value"] is None or not math.isclose(got["value"], loss, rel_tol=TOLERANCE, abs_tol=TOLERANCE):
         return f"{method} returned loss={got['value']}; the loss of this batch is {loss:.6f}."
-    if result["num_correct"]["value"] != correct:
-        return f"{method} returned num_correct={result['num_correct']['value']}; {correct} samples are classified correctly."
+    if count["value"] != correct:
+        return f"{method} returned num_correct={count['value']}; {correct} samples are classified correctly."
     return None
 
 
 def judge_train_batch(data):
-    model, (x, y) = _linear(), _digits()
-    optimizer = torch.optim.SGD(model.parameters(), **STEPS)
-    for n, step in enumerate(data["steps"], start=1):
-        if "error" in step["result"]:
-            return failed(f"train_batch raised an error on call {n}:\n{step['result']['error']}")
-        before = {k: v.clone() for k, v in model.state_dict().items()}
-        optimizer.zero_grad()
-        scores = model(x[:8])
-        loss = nn.functional.cross_entropy(scores, y[:8])
-        loss.backward()
-        optimizer.step()
-        gap = max(float((step["state"][k] - v).abs().max()) for k, v in model.state_dict().items())
-        if gap > TOLERANCE:
-            if all(torch.equal(step["state"][k], v) for k, v in before.items()):
+    (x, y), initial = _digits(), _linear().state_dict()
+    for n, (step, (loss, correct, want)) in enumerate(zip(data["steps"], training.replay_sgd(_linear(), x[:8], y[:8], 2, **STEPS)), 1):
+        gap = max(float((step["state"][k] - v).abs().max()) for k, v in want.items())
+        if "error" not in step["result"] and gap > TOLERANCE:
+            if n == 1 and all(torch.equal(step["state"][k], v) for k, v in initial.items()):
                 return failed("train_batch did not change the model's parameters: call loss.backward() and then self.optimizer.step().")
             return failed(f"After train_batch call {n} the parameters are not those of one optimizer step on this batch (they "
-                          f"differ by up to {gap:.3g}): "+ ("clear the old gradients with self.optimizer.zero_grad() before backward()."
-                                                            if n == 2 else "compute the loss with self.loss_fn, call backward() and step()."))
-        problem = _loss_problem(step["result"], loss.item(), int((scores.argmax(1) == y[:8]).sum()), "train_batch")
+                          f"differ by up to {gap:.3g}): " + ("clear the old gradients with self.optimizer.zero_grad() before "
+                                                            "backward()." if n == 2 else "compute the loss with self.loss_fn, "
+                                                            "call backward() and step()."))
+        problem = _loss_problem(step["result"], loss, correct, f"train_batch (call {n})")
         if problem:
             return failed(problem)
     return passed("train_batch: two calls made exactly two optimizer steps and returned the right loss and count.")
@@ -196,20 +189,19 @@ def judge_train_batch(data):
 
 def judge_test_batch(data):
     tested, (x, y) = data["tested"], _digits()
-    if "error" in tested["result"]:
-        return failed(f"test_batch raised an error:\n{tested['result']['error']}")
-    if tested["changed"]:
+    if "value" in tested["result"] and tested["changed"]:
         return failed(f"test_batch changed the model ({', '.join(tested['changed'])}); it must only evaluate it.")
-    if tested["grads"] or tested["grad_enabled"]:
+    if "value" in tested["result"] and (tested["grads"] or tested["grad_enabled"]):
         return failed("test_batch ran the model with gradients enabled: run it under torch.no_grad() (evaluation needs "
                       "no gradients, and they cost memory).")
-    with torch.no_grad():
-        scores = _linear()(x[8:14])
-    problem = _loss_problem(tested["result"], nn.functional.cross_entropy(scores, y[8:14]).item(),
-                            int((scores.argmax(1) == y[8:14]).sum()), "test_batch")
-    note = (" (Your loss is a 0-d tensor computed without gradients: accepted, as in the course; loss.item() is the "
-            "usual form.)") if tested["result"]["loss"]["type"] == "Tensor" else ""
-    return failed(problem) if problem else passed("test_batch: the right loss and count, without gradients or changes." + note)
+    loss, accuracy = training.evaluate(_linear(), x[8:14], y[8:14])
+    problem = _loss_problem(tested["result"], loss, round(accuracy * 6 / 100), "test_batch")
+    if problem:
+        return failed(problem)
+    tensor = tested["result"]["value"]["loss"]["type"] == "Tensor"
+    return passed("test_batch: the right loss and count, without gradients or changes." + (
+        " (Your loss is a 0-d tensor computed without gradients: accepted, as in the course; loss.item() is the usual form.)"
+        if tensor else ""))
 
 
 def judge_overfit(data):
@@ -232,10 +224,10 @@ def _fits(data):
 def _well_formed(o) -> str | None:
     if not o.ok:
         return f"fit raised an error:\n{o.error}"
-    result, n = o.value["result"], o.value["result"]["num_epochs"]
+    result, n = o.value["result"], o.value["result"]["num_epochs"]["value"]
     for field in FIT_FIELDS[1:]:
         values = result[field]
-        if values is None or any(v is None or not math.isfinite(v) for v in values):
+        if not isinstance(values, list) or any(v is None or not math.isfinite(v) for v in values):
             return (f"FitResult.{field} is {result['shown'][field]}; expected a list with one number per epoch "
                     f"({'the mean of the batch losses' if 'loss' in field else 'the accuracy in percent'}).")
     lengths = {f: len(result[f]) for f in FIT_FIELDS[1:]}
@@ -250,29 +242,15 @@ def judge_fit(data):
         problem = _well_formed(fits[name])
         if problem:
             return failed(f"fit: {problem}")
-    (x, y), model = _digits(), _linear()
-    result = fits["measured"].value["result"]
-    with torch.no_grad():  # lr=0: the model never changes, so every epoch measures the same numbers
-        for part, (lo, hi) in (("train", TRAIN), ("test", TEST)):
-            scores = model(x[lo:hi])
-            loss, acc = nn.functional.cross_entropy(scores, y[lo:hi]).item(), 100.0 * float((scores.argmax(1) == y[lo:hi]).double().mean())
-            for field, want in ((f"{part}_loss", loss), (f"{part}_acc", acc)):
-                if any(not math.isclose(v, want, rel_tol=1e-4, abs_tol=1e-4) for v in result[field]):
-                    return failed(f"fit with lr=0 (the model never changes) on different train and test data returned "
-                                  f"{field}={result[field]}; the {part} data's {'mean loss' if 'loss' in field else 'accuracy in percent'} "
-                                  f"is {want:.4f} every epoch.")
+    (x, y), result = _digits(), fits["measured"].value["result"]
+    for part, (lo, hi) in (("train", TRAIN), ("test", TEST)):  # lr=0: the model never changes, nor do its numbers
+        loss, acc = training.evaluate(_linear(), x[lo:hi], y[lo:hi])
+        for field, want in ((f"{part}_loss", loss), (f"{part}_acc", acc)):
+            if any(not math.isclose(v, want, rel_tol=1e-4, abs_tol=1e-4) for v in result[field]):
+                return failed(f"fit with lr=0 (the model never changes) on different train and test data returned "
+                              f"{field}={result[field]}; the {part} data's {'mean loss' if 'loss' in field else 'accuracy in percent'} "
+                              f"is {want:.4f} every epoch.")
     return passed("fit: one loss and one accuracy per epoch, for training and testing, each measured on its own data.")
-
-
-def _stop_after(losses, patience, limit):
-    """Epochs the rule runs given these test losses: stop after `patience` epochs in a
-    row without a loss lower than every earlier one (never when patience is None)."""
-    best, waited = math.inf, 0
-    for epoch, loss in enumerate(losses, start=1):
-        best, waited = (loss, 0) if loss < best else (best, waited + 1)
-        if patience is not None and waited >= patience:
-            return epoch
-    return limit
 
 
 def judge_early_stopping(data):
@@ -286,9 +264,9 @@ def judge_early_stopping(data):
         if not o.ok:
             return failed(f"Early stopping: fit raised an error:\n{o.error}")
         losses = o.value["result"]["test_loss"]
-        if not losses or any(v is None for v in losses):
+        if not isinstance(losses, list) or not losses or any(v is None for v in losses):
             return failed(f"Early stopping: fit returned test_loss={o.value['result']['shown']['test_loss']}; expected one number per epoch.")
-        want = _stop_after(losses, s["early_stopping"], s["num_epochs"])
+        want = training.stop_epoch(losses, s["early_stopping"], s["num_epochs"])
         if len(losses) != want:
             return failed(f"Early stopping: fit(num_epochs={s['num_epochs']}, early_stopping={s['early_stopping']}) ran "
                           f"{len(losses)} epochs with test losses {[round(v, 4) for v in losses]}; by those losses it must "
@@ -368,9 +346,10 @@ def judge_load_experiment(data):
         return failed(f"load_experiment returned the config {str(data['config'])[:300]}; the file holds {saved['config']}.")
     if data["result_type"] != "FitResult":
         return failed(f"load_experiment returned a {data['result_type']} as its second value; expected a FitResult.")
-    wrong = next((f for f in FIT_FIELDS if not judges.same(data["result"][f], saved["results"][f])), None)
+    got = {f: data["result"][f]["value"] if isinstance(data["result"][f], dict) else data["result"][f] for f in FIT_FIELDS}
+    wrong = next((f for f in FIT_FIELDS if not judges.same(got[f], saved["results"][f])), None)
     if wrong:
-        return failed(f"load_experiment's FitResult has {wrong}={data['result'][wrong]}; the file holds {saved['results'][wrong]}.")
+        return failed(f"load_experiment's FitResult has {wrong}={got[wrong]}; the file holds {saved['results'][wrong]}.")
     return passed("load_experiment: returns the file's config and a FitResult with its values.")
 
 

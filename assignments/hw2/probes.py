@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from checklib.forward import as_tensor, probe_modules  # noqa: F401 (probe_modules is called by name)
-from checklib.probes import ProbeError, attempt, lookup, measure, read_json
+from checklib.probes import ProbeError, lookup, measure, read_json
+from checklib.training import fields, read_checkpoint, scalar, state
 
 DIGITS = Path(__file__).resolve().parent / "digits50.json"
 FIT_FIELDS = ("num_epochs", "train_loss", "train_acc", "test_loss", "test_acc")
@@ -37,25 +38,6 @@ def linear_model(seed=0):
     """The small model the trainer checks use (checks.py rebuilds it from the same seed)."""
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-
-
-def _number(value):
-    """A returned loss or count as plain data: its value, its type, whether it carries a graph."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        number = None
-    return {"type": type(value).__name__, "value": number, "graph": bool(getattr(value, "requires_grad", False))}
-
-
-def _batch_result(result):
-    if not (isinstance(result, tuple) and hasattr(result, "loss") and hasattr(result, "num_correct")):
-        raise ProbeError(f"expected a BatchResult(loss, num_correct); got {type(result).__name__}")
-    return {"loss": _number(result.loss), "num_correct": _number(result.num_correct)}
-
-
-def _state(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def seeded_outputs(ns, configs, seed=42):
@@ -76,20 +58,23 @@ def _trainer(ns, model, lr, momentum=0.0):
     return lookup(ns, "TorchTrainer")(model, nn.CrossEntropyLoss(), optimizer, "cpu")
 
 
+def _batch(result):
+    return fields(result, ("loss", "num_correct"), "BatchResult")
+
+
 def trainer_steps(ns, lr, momentum):
     """Two train_batch calls on one batch; then a test_batch with a fresh model."""
     images, labels = digits(size=8, channels=1)
     model = linear_model()
     trainer, steps = _trainer(ns, model, lr, momentum), []
     for _ in range(2):
-        steps.append({"result": attempt(lambda: _batch_result(trainer.train_batch((images[:8], labels[:8])))),
-                      "state": _state(model)})
+        steps.append({"result": measure(lambda: _batch(trainer.train_batch((images[:8], labels[:8])))), "state": state(model)})
     model = linear_model()
-    trainer, initial, grad_modes = _trainer(ns, model, lr, momentum), _state(model), []
+    trainer, initial, grad_modes = _trainer(ns, model, lr, momentum), state(model), []
     hook = model.register_forward_hook(lambda *args: grad_modes.append(torch.is_grad_enabled()))
-    result = attempt(lambda: _batch_result(trainer.test_batch((images[8:14], labels[8:14]))))
+    result = measure(lambda: _batch(trainer.test_batch((images[8:14], labels[8:14]))))
     hook.remove()
-    after = _state(model)
+    after = state(model)
     return {"steps": steps, "tested": {"result": result, "changed": [k for k in initial if not torch.equal(initial[k], after[k])],
                                        "grads": [k for k, p in model.named_parameters() if p.grad is not None],
                                        "grad_enabled": any(grad_modes)}}
@@ -103,22 +88,12 @@ def overfit(ns, epochs, batches, batch_size, lr, momentum, seed=42):
                           nn.Flatten(), nn.Linear(32 * 16 * 16, 100), nn.ReLU(), nn.Linear(100, 10))
     trainer = _trainer(ns, model, lr, momentum)
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
-    accuracies = [_number(trainer.train_epoch(loader, max_batches=batches, verbose=False).accuracy)["value"]
+    accuracies = [scalar(trainer.train_epoch(loader, max_batches=batches, verbose=False).accuracy)["value"]
                   for _ in range(epochs)]
     model.eval()
     with torch.no_grad():
         logits = model(images[: batches * batch_size])
     return {"accuracies": accuracies, "logits": logits, "labels": labels[: batches * batch_size]}
-
-
-def _fit_result(result):
-    if not isinstance(result, tuple) or not all(hasattr(result, f) for f in FIT_FIELDS):
-        raise ProbeError(f"fit returned a {type(result).__name__}; expected a FitResult{FIT_FIELDS}")
-    out = {"shown": {f: repr(getattr(result, f))[:120] for f in FIT_FIELDS}, "num_epochs": _number(result.num_epochs)["value"]}
-    for name in FIT_FIELDS[1:]:
-        value = getattr(result, name)
-        out[name] = [_number(v)["value"] for v in value] if isinstance(value, (list, tuple)) else None
-    return out
 
 
 def fit_runs(ns, scenarios):
@@ -135,22 +110,11 @@ def fit_runs(ns, scenarios):
         name = f"probe_checkpoint_{s['name']}"
         result = _trainer(ns, model, s["lr"]).fit(*loaders, s["num_epochs"], checkpoints=name if s.get("checkpoints") else None,
                                                   early_stopping=s["early_stopping"], print_every=s["num_epochs"])
-        out = {"result": _fit_result(result)}
+        out = {"result": fields(result, FIT_FIELDS, "FitResult")}
         if s.get("checkpoints"):
-            out["checkpoint"] = measure(lambda: _checkpoint(name + ".pt", model))
+            out["checkpoint"] = measure(lambda: read_checkpoint(name + ".pt", model))
         return out
     return [{"setting": s, "fit": measure(lambda: one(s))} for s in scenarios]
-
-
-def _checkpoint(path, model):
-    if not os.path.isfile(path):
-        raise ProbeError(f"no file {path} was written")
-    saved, current = torch.load(path, weights_only=True), model.state_dict()
-    if not isinstance(saved, dict):
-        return {"type": type(saved).__name__}
-    return {"type": "dict", "keys": sorted(saved), "expected_keys": sorted(current),
-            "max_difference": max((float((saved[k].float() - current[k].float()).abs().max())
-                                   for k in current if k in saved and saved[k].shape == current[k].shape), default=None)}
 
 
 # --- experiments -----------------------------------------------------------------------
@@ -220,7 +184,7 @@ def load_experiment_probe(ns, content):
         raise ProbeError(f"load_experiment returned a {type(loaded).__name__}; expected a (config, FitResult) pair")
     config, result = loaded
     return {"config": json.loads(json.dumps(config, default=str)) if isinstance(config, dict) else repr(config)[:200],
-            "result": _fit_result(result), "result_type": type(result).__name__}
+            "result": fields(result, FIT_FIELDS, "FitResult"), "result_type": type(result).__name__}
 
 
 def submitted_runs(ns, names):
