@@ -86,3 +86,49 @@ def stop_epoch(losses, patience, limit: int) -> int:
         if patience is not None and waited >= patience:
             return epoch
     return limit
+
+
+# --- stand-ins that record how the student's code uses them (in the sandbox) -----------------------
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return int(value) if hasattr(value, "__index__") else str(value)
+
+
+def recording_model(record: list, params: tuple):
+    """A stand-in for the student's model class: records its arguments (positional ones
+    named by `params`) and torch.initial_seed(); holds one parameter, returns its input."""
+    class RecordingModel(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            record.append({**dict(zip(params, map(_plain, args))), **{k: _plain(v) for k, v in kwargs.items()},
+                           "initial_seed": torch.initial_seed()})
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return x * self.scale
+    return RecordingModel
+
+
+def recording_trainer(record: list, fit_params: tuple, returns):
+    """A stand-in for a trainer class Trainer(model, loss_fn, optimizer, device) whose
+    fit(dl_train, dl_test, ...) records its arguments (positional ones named by
+    `fit_params`) and its data loaders, and returns `returns`."""
+    class RecordingTrainer:
+        def __init__(self, model, loss_fn, optimizer, device=None):
+            group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
+            params = {id(p) for p in model.parameters()}
+            record.append({"event": "trainer", "loss_fn": type(loss_fn).__name__, "optimizer": type(optimizer).__name__,
+                           "lr": group.get("lr"), "weight_decay": group.get("weight_decay"),
+                           "optimizes_model": bool(params) and {id(p) for p in group.get("params", [])} == params})
+
+        def fit(self, dl_train, dl_test, *args, **kwargs):
+            loaders = [{"batch_size": getattr(dl, "batch_size", None), "size": len(getattr(dl, "dataset", [])),
+                        "shuffle": type(getattr(dl, "sampler", None)).__name__ == "RandomSampler"} for dl in (dl_train, dl_test)]
+            record.append({"event": "fit", **dict(zip(fit_params, map(_plain, args))),
+                           **{k: _plain(v) for k, v in kwargs.items()}, "loaders": loaders})
+            return returns
+    return RecordingTrainer

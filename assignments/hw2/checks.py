@@ -301,10 +301,10 @@ def judge_run_experiment(data):
     want = dict(in_size=[3, 16, 16], out_classes=10, filters=filters, pool_every=call["pool_every"], hidden_dims=call["hidden_dims"])
     if len(built) != 1:
         return failed(f"{what} built {len(built)} ConvClassifier(s); expected exactly one.")
-    wrong = next((k for k, v in want.items() if built[0][k] != v), None)
+    wrong = next((k for k, v in want.items() if built[0].get(k) != v), None)
     if wrong:
         note = {"filters": " (each entry of filters_per_layer repeated layers_per_block times)", "in_size": " (one image's shape)"}
-        return failed(f"{what} built ConvClassifier with {wrong}={built[0][wrong]}; expected {want[wrong]}{note.get(wrong, '')}.")
+        return failed(f"{what} built ConvClassifier with {wrong}={built[0].get(wrong)}; expected {want[wrong]}{note.get(wrong, '')}.")
     trainers, fits = ([e for e in events if e["event"] == kind] for kind in ("trainer", "fit"))
     if built[0]["initial_seed"] != call["seed"] or len(trainers) != 1 or len(fits) != 1:
         return failed(f"{what} must seed (torch.manual_seed(seed)) before building the model, then create one TorchTrainer "
@@ -315,11 +315,12 @@ def judge_run_experiment(data):
         (judges.same(trainer["lr"], call["lr"]), f"the optimizer's learning rate is {trainer['lr']}; expected lr={call['lr']}"),
         (judges.same(trainer["weight_decay"], call["reg"]), f"the optimizer's weight_decay is {trainer['weight_decay']}; expected reg={call['reg']}"),
         (trainer["optimizes_model"], "the optimizer does not hold exactly the model's parameters"),
-        *[(fit[k] == call[c], f"fit got {k}={fit[k]!r}; expected {c}={call[c]!r}") for k, c in (
-            ("num_epochs", "epochs"), ("early_stopping", "early_stopping"), ("checkpoints", "checkpoints"),
-            ("max_batches", "batches"), ("bs_train", "bs_train"), ("bs_test", "bs_test"))],
-        (fit["shuffle_train"], "the training DataLoader does not shuffle; pass shuffle=True"),
-        (fit["sizes"] == [30, 20], "the DataLoaders do not read the ds_train and ds_test given to run_experiment")]:
+        *[(fit.get(k) == call[c], f"fit got {k}={fit.get(k)!r}; expected {c}={call[c]!r}") for k, c in (
+            ("num_epochs", "epochs"), ("early_stopping", "early_stopping"), ("checkpoints", "checkpoints"), ("max_batches", "batches"))],
+        *[(loader["batch_size"] == call[c], f"the {c[3:]} DataLoader has batch_size={loader['batch_size']}; expected {c}={call[c]}")
+          for loader, c in zip(fit["loaders"], ("bs_train", "bs_test"))],
+        (fit["loaders"][0]["shuffle"], "the training DataLoader does not shuffle; pass shuffle=True"),
+        ([d["size"] for d in fit["loaders"]] == [30, 20], "the DataLoaders do not read the ds_train and ds_test given to run_experiment")]:
         if not ok:
             return failed(f"{what}: {message}.")
     path, written = f"{call['out_dir']}/{call['run_name']}.json", data["written"]

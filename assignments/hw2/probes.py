@@ -8,7 +8,6 @@ digits50.json (8x8 greyscale, values 0..16), shaped like CIFAR-10 images.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import namedtuple
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from checklib.forward import as_tensor, probe_modules  # noqa: F401 (probe_modules is called by name)
 from checklib.probes import ProbeError, lookup, measure, read_json
-from checklib.training import fields, read_checkpoint, scalar, state
+from checklib.training import fields, read_checkpoint, recording_model, recording_trainer, scalar, state
 
 DIGITS = Path(__file__).resolve().parent / "digits50.json"
 FIT_FIELDS = ("num_epochs", "train_loss", "train_acc", "test_loss", "test_acc")
@@ -119,41 +118,6 @@ def fit_runs(ns, scenarios):
 
 # --- experiments -----------------------------------------------------------------------
 
-class _RecordingClassifier(nn.Module):
-    """Stands in for the student's ConvClassifier while run_experiment is checked."""
-
-    def __init__(self, record, in_size, out_classes, filters, pool_every, hidden_dims):
-        super().__init__()
-        record.append({"in_size": [int(s) for s in in_size], "out_classes": int(out_classes), "filters": [int(f) for f in filters],
-                       "pool_every": int(pool_every), "hidden_dims": [int(h) for h in hidden_dims], "initial_seed": torch.initial_seed()})
-        self.linear = nn.Linear(math.prod(int(s) for s in in_size), int(out_classes))
-
-    def forward(self, x):
-        return self.linear(x.flatten(1))
-
-
-def _recording_trainer(record, fit_result_type, scripted):
-    """A TorchTrainer stand-in that records its arguments and returns `scripted` from fit."""
-
-    class RecordingTrainer:
-        def __init__(self, model, loss_fn, optimizer, device=None):
-            group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
-            params = {id(p) for p in model.parameters()}
-            record.append({"event": "trainer", "loss_fn": type(loss_fn).__name__, "optimizer": type(optimizer).__name__,
-                           "lr": group.get("lr"), "weight_decay": group.get("weight_decay"),
-                           "optimizes_model": bool(params) and {id(p) for p in group.get("params", [])} == params})
-
-        def fit(self, dl_train, dl_test, num_epochs, checkpoints=None, early_stopping=None, print_every=1, **kw):
-            record.append({"event": "fit", "num_epochs": num_epochs, "checkpoints": checkpoints, "early_stopping": early_stopping,
-                           "max_batches": kw.get("max_batches"), "bs_train": getattr(dl_train, "batch_size", None),
-                           "bs_test": getattr(dl_test, "batch_size", None),
-                           "shuffle_train": type(getattr(dl_train, "sampler", None)).__name__ == "RandomSampler",
-                           "sizes": [len(getattr(dl_train, "dataset", [])), len(getattr(dl_test, "dataset", []))]})
-            return fit_result_type(**scripted)
-
-    return RecordingTrainer
-
-
 def run_experiment_probe(ns, call, scripted):
     """run_experiment(**call) on small digits, with stand-ins for ConvClassifier and
     TorchTrainer; what they recorded and the file written."""
@@ -161,8 +125,9 @@ def run_experiment_probe(ns, call, scripted):
     images, labels = digits(size=16, channels=3)
     built, events = [], []
     saved = {name: ns.get(name) for name in ("ConvClassifier", "TorchTrainer")}
-    ns["ConvClassifier"] = lambda *a, **k: _RecordingClassifier(built, *a, **k)
-    ns["TorchTrainer"] = _recording_trainer(events, ns.get("FitResult") or namedtuple("FitResult", FIT_FIELDS), scripted)
+    ns["ConvClassifier"] = recording_model(built, ("in_size", "out_classes", "filters", "pool_every", "hidden_dims"))
+    fit_result = (ns.get("FitResult") or namedtuple("FitResult", FIT_FIELDS))(**scripted)
+    ns["TorchTrainer"] = recording_trainer(events, ("num_epochs", "checkpoints", "early_stopping", "print_every"), fit_result)
     try:
         torch.manual_seed(0)
         run_experiment(**call, ds_train=TensorDataset(images[:30], labels[:30]), ds_test=TensorDataset(images[30:], labels[30:]))
