@@ -112,22 +112,33 @@ def show_layers(layers, limit: int = 14) -> str:
     return (text + (" -> ..." if len(layers) > limit else "")) if layers else "nothing"
 
 
+def outside(names, types: dict, inside: str | None) -> list[str]:
+    """`names` (of modules or parameters) not within a module whose class is `inside`
+    (e.g. a Model's own level, when the Block checks judge what is inside each Block)."""
+    if not inside:
+        return list(names)
+    owners = [n for n, t in types.items() if t == inside]
+    return [x for x in names if not any(x == o or x.startswith(o + ".") for o in owners)]
+
+
 def no_stored_modules(kinds=ACTIVATIONS | POOLINGS, what: str = "Stored modules", describe: Callable = repr,
                       part: str = "structure", advice: str = "call them in forward (e.g. F.relu) instead",
-                      errors: str = "skip"):
-    """No module of the given kinds is held (activations and pooling belong in forward)."""
+                      errors: str = "skip", inside: str | None = None):
+    """No module of the given kinds is held (activations and pooling belong in forward),
+    leaving out what lies within modules of class `inside`."""
     def test(rows, setting):
-        bad = sorted({f"{r['kind']} (`{r['name']}`)" for r in rows if r["kind"] in kinds})
+        names = outside([r["name"] for r in rows if r["kind"] in kinds], {r["name"]: r["type"] for r in rows}, inside)
+        bad = sorted({f"{r['kind']} (`{r['name']}`)" for r in rows if r["name"] in names})
         return f"the module stores {', '.join(bad)} as module(s); {advice}." if bad else None
     return each_setting(part, test, what, describe, errors)
 
 
 def all_parameters_used(what: str = "Unused modules", describe: Callable = repr, part: str = "step",
-                        errors: str = "skip"):
+                        errors: str = "skip", inside: str | None = None):
     """Every parameter received a gradient after a backward pass on grader inputs
     (the part's value: forward.training_step's, whose "without_gradient" lists those that did not)."""
     def test(value, setting):
-        missing = value["without_gradient"]
+        missing = outside(value["without_gradient"], value["types"], inside)
         if missing:
             return (f"the parameter(s) {', '.join(missing[:8])} received no gradient after a backward pass: their "
                     "module is never used in forward (remove it, or use it).")
@@ -136,11 +147,12 @@ def all_parameters_used(what: str = "Unused modules", describe: Callable = repr,
 
 
 def no_modules_created_in_forward(what: str = "Modules created in forward", describe: Callable = repr,
-                                  part: str = "step", errors: str = "skip"):
+                                  part: str = "step", errors: str = "skip", inside: str | None = None):
     """The inventory (structure.inventory) is the same before and after a forward
-    (the part's value: {"before": [...], "after": [...]})."""
+    (the part's value: forward.training_step's "before" and "after")."""
     def test(value, setting):
         new = [x for x in value["after"] if x not in value["before"]]
+        new = [x for x in new if outside([x.split(":")[0].split(" ")[0]], value["types"], inside)]
         if new:
             return (f"calling forward created {', '.join(new[:6])}; create every module in __init__ (an optimizer "
                     "built before the first forward would never train it).")

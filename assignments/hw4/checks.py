@@ -132,12 +132,6 @@ EXPLAIN = ("Check the order of the steps conv1 -> [bn1] -> activation -> conv2 -
 
 # --- Model -------------------------------------------------------------------------------------
 
-def _outside_blocks(rows, names):
-    """`names` (modules or parameters) that are not inside a Block: the Block checks judge those."""
-    blocks = [r["name"] for r in rows if r["type"] == "Block"]
-    return [n for n in names if not any(n == b or n.startswith(b + ".") for b in blocks)]
-
-
 def _layer0(seeded, s):
     """The first Block's input, captured with seeded layer0 weights, is act([bn](conv(x))) at full size."""
     if "unmatched" in seeded:
@@ -179,26 +173,6 @@ def _logits(value, s):
         return "the model holds a softmax module; nn.CrossEntropyLoss expects raw scores (logits)."
     problem = judges.probability_like(out)
     return f"{problem}. Return the linear layer's output (logits)." if problem else None
-
-
-def _model_hygiene(value, s):
-    rows, step = value
-    stored = _outside_blocks(rows, [r["name"] for r in rows if r["kind"] in judges.ACTIVATIONS | judges.POOLINGS])
-    return f"the model stores {', '.join(stored)} as module(s); call activations and pooling in forward (F.*)." if stored else None
-
-
-def _model_unused(value, s):
-    rows, step = value
-    unused = _outside_blocks(rows, step["without_gradient"])
-    return f"the parameter(s) {', '.join(unused)} received no gradient after a backward pass: their module is never used." if unused else None
-
-
-def _model_created(value, s):
-    rows, step = value
-    new = [x for x in step["after"] if x not in step["before"]]
-    new = [x for x in new if _outside_blocks(rows, [x.split(":")[0].split(" ")[0]])]
-    return (f"calling forward created {', '.join(new[:4])}; create every layer in __init__: train() builds the "
-            "optimizer before the first forward, so a layer created later is never trained.") if new else None
 
 
 def judge_model_from_config(data):
@@ -245,9 +219,10 @@ CHECKS = [
     Check("model.layer0", judge=_model(_layer0, "Model layer0", "seeded"), **MODEL),
     Check("model.blocks", judge=_model(_blocks, "Model blocks", ("structure", "forward")), **MODEL),
     Check("model.logits", judge=_model(_logits, "Model output is logits", ("structure", "forward")), **MODEL),
-    Check("model.functional_activations", judge=_model(_model_hygiene, "Model activations", ("structure", "step")), **MODEL),
-    Check("model.all_parameters_used", judge=_model(_model_unused, "Model unused modules", ("structure", "step")), **MODEL),
-    Check("model.no_modules_in_forward", judge=_model(_model_created, "Model layers created in forward", ("structure", "step")), **MODEL),
+    # The Model's own level: what lies inside each Block is the Block checks' concern.
+    Check("model.functional_activations", judge=judges.no_stored_modules(what="Model activations", describe=describe, inside="Block"), **MODEL),
+    Check("model.all_parameters_used", judge=judges.all_parameters_used("Model unused modules", describe, inside="Block"), **MODEL),
+    Check("model.no_modules_in_forward", judge=judges.no_modules_created_in_forward("Model layers created in forward", describe, inside="Block"), **MODEL),
     Check("model.from_config", "model_from_config", judge_model_from_config, cells=("resnet",), files=("model_config.yaml",)),
     Check("augmentation.random", "augmentation", data.judge_random_augmentation(3, "datasets.CIFAR10"), cells=("augmentation",)),
     Check("augmentation.output", "augmentation", data.judge_transform_output("float32", [3, 32, 32], -0.5, 0.5), cells=("augmentation",)),
