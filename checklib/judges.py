@@ -167,9 +167,9 @@ def probability_like(out: torch.Tensor) -> str | None:
     out = out.double()
     ones = torch.ones(len(out), dtype=out.dtype)
     if out.min() >= 0 and out.max() <= 1 and torch.allclose(out.sum(dim=1), ones, atol=1e-4):
-        return "every row is non-negative and sums to 1: the output went through a softmax"
+        return "every row is non-negative and sums to 1: that is a softmax"
     if out.max() <= 0 and torch.allclose(out.logsumexp(dim=1), 0 * ones, atol=1e-4):
-        return "every row is a log-probability distribution: the output went through a log_softmax"
+        return "every row is a log-probability distribution: that is a log_softmax"
     return None
 
 
