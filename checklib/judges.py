@@ -114,7 +114,7 @@ def show_layers(layers, limit: int = 14) -> str:
 
 def outside(names, types: dict, inside: str | None) -> list[str]:
     """`names` (of modules or parameters) not within a module whose class is `inside`
-    (e.g. a Model's own level, when the Block checks judge what is inside each Block)."""
+    (e.g. a network's own level, when other checks judge what lies inside each such part)."""
     if not inside:
         return list(names)
     owners = [n for n, t in types.items() if t == inside]

@@ -240,6 +240,18 @@ def test_value_helpers():
     assert judges.layer({"kind": "Linear", "in_features": 4, "out_features": 2}) == ("Linear", 4, 2)
 
 
+def test_the_library_and_the_engine_name_no_homework():
+    """Everything specific to a homework lives in assignments/: no homework name in
+    checklib/, and no homework's class names in checklib/ or autograder/."""
+    import subprocess
+
+    from checklib.assignment import KIT_ROOT
+    classes = r"\b(Block|Model|ConvClassifier|TorchTrainer|FitResult|BatchResult|EpochResult|CIFAR10|ResNet)\b"
+    for pattern, folders in ((r"\b(hw|HW)[0-9]+\b", ["checklib/"]), (classes, ["checklib/", "autograder/"])):
+        found = subprocess.run(["git", "grep", "-n", "-E", pattern, "--", *folders], cwd=KIT_ROOT, capture_output=True, text=True)
+        assert found.returncode == 1 and not found.stdout, found.stdout
+
+
 # --- encode caps, thresholds, zip limits, imports -------------------------------------------------
 
 def test_encode_refuses_huge_tensors_and_foreign_objects():
