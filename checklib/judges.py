@@ -194,6 +194,34 @@ def output_shape(expected: Callable[[Any], list], what: str = "Output shape", de
     return each_setting(part, test, what, describe, errors)
 
 
+def other_input_sizes(expected: Callable[[Any], list], what: str, describe: Callable = repr, base: int | None = None,
+                      part: str = "forward", advice: str = ""):
+    """Works on other input sizes: settings that differ only in their input's last
+    dimension (s["input"][-1]) give outputs of shape expected(setting). A setting
+    that fails at the `base` size too is not a matter of size (its own checks
+    judge it) and is left out; fails when no setting ran at the base size."""
+    def judge(rows) -> Verdict:
+        groups: dict[str, dict] = {}
+        for o in outcomes(rows, part):
+            groups.setdefault(describe(o.setting), {})[o.setting["input"][-1]] = o
+        judged = 0
+        for name, by_size in groups.items():
+            if base is not None and not by_size[base].ok:
+                continue
+            for size, o in by_size.items():
+                want, shape = list(expected(o.setting)), tuple(o.setting["input"])
+                if not o.ok:
+                    return failed(f"{what}: with {name}, an input of shape {shape} raised an error:\n{o.error}\n{advice}".rstrip())
+                if list(o.value.shape) != want:
+                    return failed(f"{what}: with {name}, an input of shape {shape} gave {tuple(o.value.shape)}; expected {tuple(want)}.")
+            judged += 1
+        if not judged:
+            return failed(f"{what}: the module did not run at the base input size for any setting.")
+        sizes = sorted({s for by_size in groups.values() for s in by_size})
+        return passed(f"{what}: the expected output shape for input sizes {', '.join(map(str, sizes))}.")
+    return judge
+
+
 def matches_seeded_reference(reference: Callable, roles: Callable[[Any], list], seed: int,
                              input_shape: Callable[[Any], list], what: str, describe: Callable = repr,
                              part: str = "seeded", tolerance: float = 1e-4, explain: str = "", errors: str = "fail",

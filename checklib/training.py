@@ -6,6 +6,7 @@ In the sandbox:
     fields(result, names)     a NamedTuple's fields: scalars, or lists of scalar values (None where not numeric)
     state(module)             a copy of its state_dict
     read_checkpoint(path, m)  what a saved checkpoint holds, compared with m's current state
+    judge_checkpoint(measured, name)        (grader) it holds the model's final state_dict
 In the grader:
     replay_sgd(model, x, y, steps, **sgd)   [(loss, correct, state)] after each plain SGD step
     evaluate(model, x, y)                   (mean cross-entropy, accuracy in percent), without gradients
@@ -57,6 +58,23 @@ def read_checkpoint(path, model) -> dict:
     return {"type": "dict", "keys": sorted(saved), "expected_keys": sorted(current),
             "max_difference": max((float((saved[k].float() - current[k].float()).abs().max())
                                    for k in current if k in saved and saved[k].shape == current[k].shape), default=None)}
+
+
+def judge_checkpoint(measured, name: str):
+    """The verdict on read_checkpoint's measurement of `name`, where the model saved
+    last is the best one (so the file must hold the final weights)."""
+    from .checks import failed, passed
+
+    if "error" in measured:
+        return failed(f"Nothing readable was saved as {name}: {measured['error']}")
+    saved = measured["value"]
+    if saved["type"] != "dict" or saved["keys"] != saved["expected_keys"]:
+        return failed(f"{name} must hold the model's state_dict() (keys {saved.get('expected_keys')}); "
+                      f"found a {saved['type']} with keys {saved.get('keys')}.")
+    if saved["max_difference"] is None or saved["max_difference"] > 1e-6:
+        return failed(f"{name} does not hold the best model: every epoch improved, so the last epoch's weights should "
+                      f"have been saved (they differ by up to {saved['max_difference']}).")
+    return passed(f"Checkpoints: the best model's state_dict is saved to {name}.")
 
 
 def replay_sgd(model, x, y, steps: int, **sgd) -> list[tuple[float, int, dict]]:

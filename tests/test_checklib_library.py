@@ -291,3 +291,24 @@ def test_import_detection():
     assert disallowed_imports("import torch.nn\nfrom os import path\n", allowed) == []
     assert disallowed_imports("import numpy as np\nimport torchvision\n", allowed) == ["numpy", "torchvision"]
     assert disallowed_imports("x = __import__('math')\n", allowed) == ["__import__"]
+
+
+def test_other_input_sizes_charges_only_what_depends_on_the_size():
+    def row(name, size, shape=None, error=None):
+        part = {"error": error} if error else {"value": torch.zeros(shape)}
+        return {"setting": {"name": name, "input": [2, 3, size, size]}, "forward": part}
+    judge = judges.other_input_sizes(lambda s: [2, 10], "Sizes", lambda s: s["name"], base=32)
+    assert judge([row("a", 32, (2, 10)), row("a", 64, (2, 10)), row("b", 32, error="broken"), row("b", 64, error="broken")]).passed
+    assert not judge([row("a", 32, (2, 10)), row("a", 64, (2, 40))]).passed
+    assert not judge([row("b", 32, error="broken")]).passed
+
+
+def test_training_helpers():
+    from checklib.training import judge_checkpoint, stop_epoch
+
+    assert stop_epoch([3.0, 3.0, 3.0, 3.0], 2, 8) == 3 and stop_epoch([3, 2, 1], 1, 3) == 3
+    assert stop_epoch([1.0, 2.0, 3.0, 4.0], None, 4) == 4 and stop_epoch([1.0, 2.0, 3.0, 4.0], 2, 6) == 3
+    good = {"value": {"type": "dict", "keys": ["w"], "expected_keys": ["w"], "max_difference": 0.0}}
+    assert judge_checkpoint(good, "x.pt").passed
+    assert not judge_checkpoint({"value": {**good["value"], "max_difference": 0.5}}, "x.pt").passed
+    assert not judge_checkpoint({"error": "no file x.pt was written"}, "x.pt").passed

@@ -277,19 +277,8 @@ def judge_early_stopping(data):
 
 def judge_checkpoints(data):
     o = _fits(data)["checkpoint"]
-    if not o.ok:
-        return failed(f"fit(checkpoints=...) raised an error:\n{o.error}")
-    saved, name = o.value["checkpoint"], "probe_checkpoint_checkpoint"
-    if "error" in saved:
-        return failed(f"fit(..., checkpoints='{name}') saved nothing readable as {name}.pt: {saved['error']}")
-    saved = saved["value"]
-    if saved["type"] != "dict" or saved["keys"] != saved["expected_keys"]:
-        return failed(f"{name}.pt must hold the model's state_dict() (keys {saved.get('expected_keys')}); "
-                      f"found a {saved['type']} with keys {saved.get('keys')}.")
-    if saved["max_difference"] is None or saved["max_difference"] > 1e-6:
-        return failed(f"{name}.pt does not hold the best model: every epoch improved, so the last epoch's weights should "
-                      f"have been saved (they differ by up to {saved['max_difference']}).")
-    return passed("Checkpoints: the best model's state_dict is saved to <checkpoints>.pt.")
+    return training.judge_checkpoint(o.value["checkpoint"], "probe_checkpoint_checkpoint.pt") if o.ok else \
+        failed(f"fit(checkpoints=...) raised an error:\n{o.error}")
 
 
 # --- 3. Experiments -------------------------------------------------------------------------------
