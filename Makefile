@@ -4,13 +4,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-fast venv bench clean
 
 demo: $(STAMP)
 	$(PY) -m demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The fast subset (unit tests of every stage, under a minute): no sandbox, training, notebook or chromium.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py

@@ -1,0 +1,281 @@
+"""Fast unit tests of the check library (no sandbox): structure read without the
+student's methods, measurements isolated per setting and part, judges that fail
+only for their own cause, seeded references a lying module cannot pass, and the
+small rules around them (encode caps, thresholds, zip limits, import detection)."""
+import zipfile
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from checklib import judges
+from checklib.cells import disallowed_imports
+from checklib.checks import Outcome, Verdict, outcomes
+from checklib.forward import Role, Weights, matchings, module_parts, roles_data, role_values, seeded_input
+from checklib.probes import MAX_ELEMENTS, ProbeError, decode, each, encode, measure, need
+from checklib.scoring import RubricItem, resolve
+from checklib.structure import inventory, kind, report, walk
+
+SEED = 5
+
+
+class TwoConv(nn.Module):
+    """conv1 (stride e) -> [bn1] -> relu -> conv2 -> relu: a small specified function."""
+
+    def __init__(self, c, e=1, bn=False, stored_relu=False, unused=False, lazy=False, crash=False, wrong=False):
+        super().__init__()
+        o = c * e
+        self.conv1 = nn.Conv2d(c, o, 3, e, 1)
+        self.bn1 = nn.BatchNorm2d(o) if bn else None
+        self.conv2 = nn.Conv2d(o, o, 3, 1, 1)
+        self.relu = nn.ReLU() if stored_relu else None
+        self.extra = nn.Linear(3, 3) if unused else None
+        self.lazy, self.crash, self.wrong = lazy, crash, wrong
+
+    def forward(self, x):
+        if self.crash:
+            raise RuntimeError("boom")
+        out = self.conv1(x)
+        if self.bn1 is not None:
+            out = self.bn1(out)
+        out = out if self.wrong else F.relu(out)
+        out = F.relu(self.conv2(out))
+        if self.lazy:
+            if not hasattr(self, "gain"):
+                self.gain = nn.Parameter(torch.ones(1))
+            out = out * self.gain
+        return out
+
+
+class Liar(TwoConv):
+    """Reports no modules and zero weights through every method it can override."""
+
+    def named_modules(self, *a, **k):
+        return iter([("", self)])
+
+    def modules(self):
+        return iter([self])
+
+    def named_parameters(self, *a, **k):
+        return iter([])
+
+    def parameters(self, *a, **k):
+        return iter([])
+
+    def state_dict(self, *a, **k):
+        return {"conv1.weight": torch.zeros(1)}
+
+    def train(self, mode=True):
+        return self
+
+
+def roles(s):
+    c, o = s["c"], s["c"] * s["e"]
+    return [Role("conv1", "Conv2d", (o, c, 3, 3))] + ([Role("bn1", "BatchNorm2d", (o,))] if s["bn"] else []) + \
+           [Role("conv2", "Conv2d", (o, o, 3, 3))]
+
+
+def reference(s, w, x, training):
+    out = w.conv(x, "conv1", s["e"], 1)
+    if s["bn"]:
+        out = w.bn(out, "bn1", training)
+    return F.relu(w.conv(F.relu(out), "conv2", 1, 1))
+
+
+SETTINGS = [dict(c=3, e=e, bn=bn, input=[2, 3, 8, 8]) for e in (1, 2) for bn in (False, True)]
+for _s in SETTINGS:
+    _s["roles"] = roles_data(roles(_s))
+
+
+def describe(s):
+    return f"e={s['e']}, bn={s['bn']}"
+
+
+def measured(cls=TwoConv, **options):
+    rows = each(SETTINGS, **module_parts(lambda s: cls(s["c"], s["e"], s["bn"], **options), SEED))
+    return decode(encode(rows))  # as the grader receives them
+
+
+MATCHES = judges.matches_seeded_reference(reference, lambda s: s["roles"], SEED, lambda s: s["input"],
+                                          "Computation", describe)
+
+
+# --- structure ---------------------------------------------------------------------------
+
+def test_structure_is_read_without_the_students_methods():
+    rows = report(Liar(3, 2, True))
+    assert [r["name"] for r in rows] == ["", "conv1", "bn1", "conv2"]
+    assert rows[1]["kind"] == "Conv2d" and rows[1]["stride"] == [2, 2] and rows[1]["params"]["weight"] == [6, 3, 3, 3]
+    assert rows[2]["kind"] == "BatchNorm2d" and rows[2]["num_features"] == 6
+
+
+def test_kind_names_the_torch_class_a_students_subclass_derives_from():
+    class MyConv(nn.Conv2d):
+        pass
+    assert kind(MyConv(1, 1, 3)) == "Conv2d" and kind(TwoConv(1)) == "Module" and kind(nn.ReLU()) == "ReLU"
+
+
+def test_walk_lists_shared_modules_once():
+    shared = nn.Linear(2, 2)
+    assert [n for n, _ in walk(nn.Sequential(shared, shared))] == ["", "0"]
+
+
+# --- measurements isolated per setting and part ----------------------------------------------
+
+def test_a_forward_crash_leaves_the_structure_measured():
+    rows = measured(crash=True)
+    assert all("value" in r["structure"] for r in rows)
+    assert all("boom" in r["forward"]["error"] and "boom" in r["seeded"]["error"] for r in rows)
+    assert judges.no_stored_modules(describe=describe)(rows).passed
+    assert not MATCHES(rows).passed
+
+
+def test_measure_keeps_probe_errors_and_need_names_the_failed_part():
+    assert measure(lambda: 1) == {"value": 1}
+    assert measure(lambda: (_ for _ in ()).throw(ProbeError("no Block"))) == {"error": "no Block"}
+    rows = each([1], first=lambda s, e: 1 / 0, second=lambda s, e: need(e, "first"))
+    assert "ZeroDivisionError" in rows[0]["first"]["error"] and "`first` failed" in rows[0]["second"]["error"]
+
+
+def test_outcomes_are_typed_per_setting():
+    rows = [{"setting": 1, "a": {"value": 2}, "b": {"error": "x"}}]
+    assert outcomes(rows, "a") == [Outcome(1, 2, None)]
+    assert outcomes(rows, ("a", "b")) == [Outcome(1, None, "x")]
+    with pytest.raises(ValueError):
+        Outcome.of({"value": 1, "error": "both"})
+
+
+def test_errors_policy_fail_or_skip():
+    rows = [{"setting": "good", "p": {"value": 1}}, {"setting": "bad", "p": {"error": "crashed"}}]
+    ok = lambda value, setting: None
+    assert not judges.each_setting("p", ok, "Own cause", str, errors="fail")(rows).passed
+    skipped = judges.each_setting("p", ok, "Other cause", str, errors="skip")(rows)
+    assert skipped.passed and "1 setting(s) that raised" in skipped.message
+    assert not judges.each_setting("p", ok, "Other cause", str, errors="skip")(rows[1:]).passed
+
+
+# --- judges -------------------------------------------------------------------------------------
+
+def test_the_reference_passes_every_judge():
+    rows = measured()
+    for judge in (MATCHES, judges.no_stored_modules(describe=describe), judges.all_parameters_used(part="step"),
+                  judges.no_modules_created_in_forward(part="step")):
+        verdict = judge(rows)
+        assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("option, judge", [
+    ("stored_relu", judges.no_stored_modules(describe=describe)),
+    ("unused", judges.all_parameters_used(part="step")),
+    ("lazy", judges.no_modules_created_in_forward(part="step")),
+    ("wrong", MATCHES),
+])
+def test_each_defect_fails_its_judge(option, judge):
+    verdict = judge(measured(**{option: True}))
+    assert not verdict.passed and len(verdict.message) > 40
+
+
+def test_a_module_that_lies_about_itself_cannot_pass_the_seeded_reference():
+    assert MATCHES(measured(Liar)).passed          # lying changes nothing when the function is right
+    assert not MATCHES(measured(Liar, wrong=True)).passed
+
+
+def test_forged_outputs_do_not_match_the_graders_own_reference():
+    rows = measured()
+    for row in rows:
+        for run in row["seeded"]["value"]:
+            run["out"] = {mode: torch.zeros_like(out) for mode, out in run["out"].items()}
+    assert not MATCHES(rows).passed
+
+
+def test_skipping_a_batchnorm_in_eval_mode_is_caught():
+    class BatchStatsInEval(TwoConv):
+        def forward(self, x):
+            self.bn1.training = True  # batch statistics even in evaluation mode
+            return super().forward(x)
+    rows = each([s for s in SETTINGS if s["bn"]], **module_parts(lambda s: BatchStatsInEval(s["c"], s["e"], True), SEED))
+    verdict = MATCHES(decode(encode(rows)))
+    assert not verdict.passed and "evaluation mode" in verdict.message
+
+
+def test_equal_shaped_layers_are_matched_in_every_order():
+    s = SETTINGS[0]
+    found = matchings(TwoConv(3), s["roles"])
+    assert [{r: n for r, (n, _) in m.items()} for m in found] == [{"conv1": "conv1", "conv2": "conv2"},
+                                                                  {"conv1": "conv2", "conv2": "conv1"}]
+    with pytest.raises(ProbeError, match="needs 1 BatchNorm2d"):
+        matchings(TwoConv(3), roles_data(roles(dict(s, bn=True))))
+
+
+def test_seeded_values_depend_on_the_seed_only():
+    r = roles_data(roles(SETTINGS[1]))
+    assert torch.equal(role_values(r, 3)["conv1"]["weight"], role_values(r, 3)["conv1"]["weight"])
+    assert not torch.equal(role_values(r, 3)["conv1"]["weight"], role_values(r, 4)["conv1"]["weight"])
+    assert torch.equal(seeded_input([2, 3], 1), seeded_input([2, 3], 1))
+    lin = Weights([Role("fc", "Linear", (2, 3))], 3, bias={"fc": True})
+    want = role_values([Role("fc", "Linear", (2, 3))], 3)["fc"]
+    assert torch.allclose(lin.linear(torch.ones(1, 3), "fc"), want["weight"].sum(1) + want["bias"])
+
+
+def test_no_softmax_and_probability_like():
+    logits = torch.tensor([[1.0, -2.0, 0.5], [0.2, 0.1, 3.0]])
+    assert judges.probability_like(logits) is None
+    assert "softmax" in judges.probability_like(logits.softmax(1))
+    assert "log_softmax" in judges.probability_like(logits.log_softmax(1))
+    rows = [{"setting": 1, "forward": {"value": logits.softmax(1)}}]
+    assert not judges.no_softmax()(rows).passed
+
+
+def test_inventory_notices_a_module_added_after_construction():
+    m = TwoConv(2)
+    before = inventory(m)
+    m.late = nn.Linear(2, 2)
+    assert set(inventory(m)) - set(before) == {"late: Linear", "late.weight (2, 2)", "late.bias (2,)"}
+
+
+def test_value_helpers():
+    assert judges.same("[1, 2.0]", [1, 2]) and not judges.same(True, 1) and judges.same({"a": "0.1"}, {"a": 0.1})
+    assert judges.number("nan") is None and judges.number(True) is None and judges.number("0.5") == 0.5
+    assert judges.layer({"kind": "Linear", "in_features": 4, "out_features": 2}) == ("Linear", 4, 2)
+
+
+# --- encode caps, thresholds, zip limits, imports -------------------------------------------------
+
+def test_encode_refuses_huge_tensors_and_foreign_objects():
+    with pytest.raises(ProbeError, match="too large"):
+        encode(torch.zeros(MAX_ELEMENTS + 1, dtype=torch.uint8))
+    with pytest.raises(ProbeError, match="cannot send back"):
+        encode(object())
+    assert torch.equal(decode(encode({"t": torch.arange(3)}))["t"], torch.arange(3))
+
+
+def test_threshold_items_score_the_best_threshold_reached():
+    item = RubricItem.from_dict({"id": "acc", "points": 15, "thresholds": [[0.7, 5], [0.9, 25], [0.8, 15]]}, "s")
+    score = lambda v, ok=True: resolve([item], {"acc": Verdict(ok, "", v)})[0].score
+    assert (score(0.95), score(0.85), score(0.75), score(0.5), score(0.95, ok=False)) == (25, 15, 5, 0, 0)
+
+
+def test_zip_limits_refuse_bombs_and_unsafe_paths(tmp_path, monkeypatch):
+    from autograder import notebook
+    from checklib.cells import SubmissionError
+
+    unsafe = tmp_path / "unsafe.zip"
+    with zipfile.ZipFile(unsafe, "w") as zf:
+        zf.writestr("../escape.txt", "x")
+    with pytest.raises(SubmissionError, match="unsafe path"):
+        notebook.unpack(unsafe, tmp_path / "out")
+    monkeypatch.setattr(notebook, "MAX_MEMBERS", 2)
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"f{i}.txt", "x")
+    with pytest.raises(SubmissionError, match="too large"):
+        notebook.unpack(many, tmp_path / "out2")
+
+
+def test_import_detection():
+    allowed = ["torch", "os"]
+    assert disallowed_imports("import torch.nn\nfrom os import path\n", allowed) == []
+    assert disallowed_imports("import numpy as np\nimport torchvision\n", allowed) == ["numpy", "torchvision"]
+    assert disallowed_imports("x = __import__('math')\n", allowed) == ["__import__"]
