@@ -336,3 +336,72 @@ def test_source_notebook_runs_top_to_bottom_offline_and_its_results_files_grade(
              if r.status == "failed" and r.id not in thresholds]
     assert not wrong
     assert report.score >= automatic_points(hw1) - sum(i.points for i in hw1.items if i.id in thresholds)
+
+
+VARIANTS = {
+    "shallow_cnn": '''# AUTOGRADED
+class ShallowCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 5, padding=2)
+        self.fc1 = nn.Linear(3 * 32 * 32, 120)
+        self.fc2 = nn.Linear(120, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
+''',
+    "ablation": '''# AUTOGRADED
+class Block(nn.Module):
+    def __init__(self, batchnorm, skip):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
+        self.skip = skip
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + x if self.skip else out)
+
+
+class _Net(nn.Module):
+    batchnorm, skip = False, False
+
+    def __init__(self, depth=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16) if self.batchnorm else nn.Identity()
+        self.blocks = nn.Sequential(*[Block(self.batchnorm, self.skip) for _ in range(depth)])
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(F.max_pool2d(x, 4).flatten(1))
+
+
+class PlainCNN(_Net):
+    pass
+
+
+class BatchNormCNN(_Net):
+    batchnorm = True
+
+
+class SkipCNN(_Net):
+    batchnorm, skip = True, True
+''',
+}
+
+
+@pytest.mark.slow
+def test_other_ways_of_writing_the_networks_keep_full_marks(hw1, sandbox, tmp_path):
+    """Named layers with F.relu and view; one block class shared by the three networks,
+    pooling in forward: nothing graded depends on how the modules are arranged."""
+    def edit(nb):
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in VARIANTS:
+                cell.source = VARIANTS[gid]
+    report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw1, sandbox)
+    assert report.score == automatic_points(hw1), [(r.id, r.output[:300]) for r in report.results if r.status == "failed"]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from checklib import judges
 from checklib.checks import Check, Outcome, failed, outcomes, passed
-from checklib.forward import Weights, seeded_input
+from checklib.forward import role_values, seeded_input
 
 SEED = 11
 MNIST = [1, 32, 32]  # one padded MNIST image: (channels, height, width)
@@ -152,10 +152,14 @@ def _layers_test(rows, setting):
     return None
 
 
-def shallow_reference(x, weights: Weights, roles, conv_row):
-    conv, hidden, out = (r[0] for r in roles)
-    h = F.relu(weights.conv(x, conv, stride=conv_row["stride"], padding=conv_row["padding"]))
-    return weights.linear(F.relu(weights.linear(h.flatten(1), hidden)), out)
+def shallow_reference(x, roles, bias: dict, conv_row):
+    """conv -> ReLU -> flatten -> Linear -> ReLU -> Linear with the seeded weights of
+    `roles` (the student's own layers), and the student's own stride and padding."""
+    values = role_values(roles, SEED)
+    conv, hidden, out = (
+        (values[r[0]]["weight"], values[r[0]]["bias"] if bias.get(r[0]) else None) for r in roles)
+    h = F.relu(F.conv2d(x, *conv, stride=conv_row["stride"], padding=conv_row["padding"]))
+    return F.linear(F.relu(F.linear(h.flatten(1), *hidden)), *out)
 
 
 def judge_shallow_forward(rows):
@@ -170,7 +174,7 @@ def judge_shallow_forward(rows):
     x = seeded_input(o.setting["input"], SEED)
     run = seeded["runs"][0]
     out = run["out"]["eval"]
-    want = shallow_reference(x, Weights(seeded["roles"], SEED, run["bias"]), seeded["roles"], conv_row)
+    want = shallow_reference(x, seeded["roles"], run["bias"], conv_row)
     if out.shape == want.shape:
         for candidate, note in ((want, ""), (want.softmax(1), " (apart from the softmax at the end: see Logits)"),
                                 (want.log_softmax(1), " (apart from the log_softmax at the end: see Logits)")):

@@ -74,7 +74,12 @@ def _own_roles(module, kinds):
 def own_seeded(module, kinds, seed, input_shape):
     """forward with the grader's seeded weights loaded into the module's own layers (evaluation mode)."""
     roles = _own_roles(module, kinds)
-    return {"roles": roles_data(roles), "runs": seeded_forward(module, roles, seed, input_shape, modes=("eval",))}
+    runs = seeded_forward(module, roles, seed, input_shape, modes=("eval",))
+    if isinstance(runs, dict):  # the library's newer form: {"runs": [...], ...} or {"unmatched": why}
+        if "unmatched" in runs:
+            raise ProbeError(runs["unmatched"])
+        runs = runs["runs"]
+    return {"roles": roles_data(roles), "runs": [{"bias": r["bias"], "out": r["out"]} for r in runs]}
 
 
 def trace(module, input_shape, seed):
