@@ -44,7 +44,7 @@ class Sample:
 MUTANTS = {
     "q1a_conv3_channels": Sample("(a): conv3 keeps conv2's 5 channels", {"q1_answers": [(
         '"conv3": (16, 16, 7), "pool": (8, 8, 7)}', '"conv3": (16, 16, 5), "pool": (8, 8, 7)}')]}, frozenset({"q1.a"})),
-    "q1b_padding_kept": Sample("(b): padding still counted in conv3 (the course's own slip)", {"q1_answers": [(
+    "q1b_padding_kept": Sample("(b): conv3 computed as if it kept its padding", {"q1_answers": [(
         '"conv3": (12, 12, 7), "pool": (6, 6, 7)}', '"conv3": (14, 14, 7), "pool": (7, 7, 7)}')]}, frozenset({"q1.b"})),
     "volumes_true_division": Sample("formulas with / instead of //", {"q1_volumes": [
         ("return (size - kernel + 2 * padding) // stride + 1", "return (size - kernel + 2 * padding) / stride + 1"),

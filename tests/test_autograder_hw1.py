@@ -4,11 +4,12 @@ mutant, nothing gained by attacks, the provided training code correct, the sourc
 notebook running top to bottom offline, and the Gradescope bundle grading HW1.
 Expected points are derived from the rubric, never restated here."""
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -178,6 +179,44 @@ def test_public_files_hold_no_hidden_settings():
             assert str(tuple(shape)) not in public and str(list(shape)) not in public
 
 
+def _judge_in_process(assignment, folder):
+    """The checks of `assignment` on a submission folder, with the job run in this
+    process (no sandbox: for our own samples only): {item id: Verdict}."""
+    from checklib import job
+    from checklib.cells import extract_cells, read_notebook
+    from checklib.runner import run_job
+
+    cells, _ = extract_cells(read_notebook(folder / assignment.notebook), list(assignment.graded_cells))
+    files = {f["name"]: folder / f["name"] for f in assignment.required_files if (folder / f["name"]).is_file()}
+    to_run, probes = job.plan(assignment, cells, files)
+    run = SimpleNamespace(cells={}, probes={})
+
+    def emit(record):
+        if record["event"] == "cell":
+            run.cells[record["id"]] = {"ok": record["ok"], "error": record.get("error", "")}
+        elif record["event"] in ("result", "error"):
+            run.probes[record["key"]] = {"ok": record["event"] == "result", **{k: v for k, v in record.items()
+                                                                               if k in ("data", "error")}}
+    cwd = os.getcwd()
+    os.chdir(folder)  # the probes read results/ from the submission's folder, as in the sandbox
+    try:
+        run_job({"cells": to_run, "probes": probes, "probes_path": str(assignment.probes_path)}, emit)
+    finally:
+        os.chdir(cwd)
+    return job.judge_checks(assignment, cells, files, run)
+
+
+@pytest.mark.parametrize("name", [None, "skip_missing"])
+def test_checks_judge_samples_in_process(hw1, tmp_path, name):
+    """Without the sandbox (fast): the reference passes every check, a mutant fails its own."""
+    folder = samples.build(tmp_path / "s", samples.MUTANTS.get(name))
+    verdicts = _judge_in_process(hw1, folder)
+    wrong = {i for i, v in verdicts.items() if not v.passed}
+    wrong |= {i.id for i in hw1.items if i.thresholds and i.id in verdicts and verdicts[i.id].value is not None
+              and verdicts[i.id].value < max(t[0] for t in i.thresholds)}
+    assert wrong == (set(samples.MUTANTS[name].fails) if name else set()), {i: verdicts[i].message[:200] for i in wrong}
+
+
 # --- grading in the sandbox ---------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -273,6 +312,19 @@ def test_a_crashing_forward_fails_only_what_needed_it(hw1, sandbox, tmp_path, cr
     assert failed and all(item.startswith("ablation.") for item in failed), failed
     if crash.startswith("raise"):  # the child lives on: the structure is measured without forward
         assert "ablation.plain" not in failed and "broken forward" in by_id(report)["ablation.shapes"].output
+
+
+@pytest.mark.slow
+def test_cli_grades_a_submission_zip_with_its_results_folder(hw1, tmp_path):
+    mutant = samples.MUTANTS["shallow_softmax"]
+    archive = samples.zip_folder(samples.build(tmp_path / "sub", mutant), tmp_path / "HW1_submission.zip")
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(archive), "--assignment", "hw1",
+                           "--results", str(out)], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lost = sum(i.points for i in hw1.items if i.id in mutant.fails)
+    assert f"TOTAL {automatic_points(hw1) - lost:g} / 100" in proc.stdout, proc.stdout[-1500:]
+    assert json.loads(out.read_text())["score"] == automatic_points(hw1) - lost
 
 
 @pytest.mark.slow

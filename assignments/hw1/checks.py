@@ -174,7 +174,12 @@ def judge_shallow_forward(rows):
     x = seeded_input(o.setting["input"], SEED)
     run = seeded["runs"][0]
     out = run["out"]["eval"]
-    want = shallow_reference(x, seeded["roles"], run["bias"], conv_row)
+    try:
+        want = shallow_reference(x, seeded["roles"], run["bias"], conv_row)
+    except RuntimeError as err:  # the layers' sizes do not chain (the layers check names them)
+        return failed(f"{what}: conv -> ReLU -> flatten -> Linear -> ReLU -> Linear cannot run with your layers' "
+                      f"sizes ({str(err).splitlines()[0]}), yet your forward returned an output: it does not apply "
+                      "them in this order.")
     if out.shape == want.shape:
         for candidate, note in ((want, ""), (want.softmax(1), " (apart from the softmax at the end: see Logits)"),
                                 (want.log_softmax(1), " (apart from the log_softmax at the end: see Logits)")):
