@@ -149,44 +149,93 @@ def as_tensor(out, what: str = "forward") -> torch.Tensor:
     return torch.Tensor.as_subclass(out, torch.Tensor).detach().clone()
 
 
-def seeded_forward(module, roles, seed: int, input_shape, modes=("train", "eval")) -> list[dict]:
+def seeded_forward(module, roles, seed: int, input_shape, modes=("train", "eval"), capture: str | None = None) -> dict:
     """For each matching of roles to the module's layers: the seeded weights loaded,
     the output on the seeded input in each mode (weights reloaded before each, as
-    training mode updates batch statistics). [{"names", "bias", "out": {mode: tensor}}]."""
-    from checklib.structure import set_training
+    training mode updates batch statistics), and the matched layers' settings.
+
+    Returns {"runs": [{"names", "bias", "layers", "out": {mode: tensor}}], "extra": [...]}
+    or {"unmatched": why} when the module lacks a specified layer even after one
+    forward (a layer created in forward is matched then, and judged by the check
+    for modules created in forward). "extra" lists layers of the roles' kinds
+    that no role took (a structure check's concern). With `capture` (a class name),
+    each run also holds "captured": {mode: the input of the first such submodule},
+    to judge the layers before it."""
+    from checklib.probes import ProbeError
+    from checklib.structure import kind, report, set_training
 
     values, x = role_values(roles, seed), seeded_input(input_shape, seed)
-    runs = []
-    for matching in matchings(module, roles):
+    try:
+        found = matchings(module, roles)
+    except ProbeError as missing:
+        try:  # one forward, for a layer created lazily in it
+            set_training(module, False)
+            with torch.no_grad():
+                module(x.clone())
+            found = matchings(module, roles)
+        except Exception:
+            return {"unmatched": str(missing)}
+    rows = {r["name"]: r for r in report(module)}
+    taken = {name for name, _ in found[0].values()}
+    extra = [f"{n} {r['kind']}" for n, r in rows.items() if n not in taken and (r["params"] or r["buffers"])]
+    runs, captured, target = [], {}, None
+    if capture:
+        from torch import nn
+
+        from checklib.structure import walk
+        target = next((m for _, m in walk(module) if type(m).__name__ == capture), None)
+        if target is None:
+            return {"unmatched": f"the module holds no {capture}"}
+    for matching in found:
         outs = {}
+        captured.clear()
         for mode in modes:
             has_bias = load(matching, values)
             set_training(module, mode == "train")
-            with torch.no_grad():
-                outs[mode] = as_tensor(module(x.clone()))
-        runs.append({"names": {r: n for r, (n, _) in matching.items()}, "bias": has_bias, "out": outs})
-    return runs
+            handle = None
+            if target is not None:
+                handle = nn.Module.register_forward_pre_hook(
+                    target, lambda mod, args, _mode=mode: captured.__setitem__(_mode, as_tensor(args[0], "the input")))
+            try:
+                with torch.no_grad():
+                    outs[mode] = as_tensor(module(x.clone()))
+            finally:
+                if handle is not None:
+                    handle.remove()
+        runs.append({"names": {r: n for r, (n, _) in matching.items()}, "bias": has_bias,
+                     "layers": {r: {k: v for k, v in rows[n].items() if k in ("stride", "padding", "eps")}
+                                for r, (n, _) in matching.items()}, "out": outs,
+                     **({"captured": dict(captured)} if target is not None else {})})
+    return {"runs": runs, "extra": extra}
 
 
 # --- in the grader: the reference, computed with the same weights -----------------------
 
 class Weights:
     """The seeded role values, for a homework's reference function in the grader.
-    `bias` says which roles' modules have a bias (from the run being judged)."""
+    `run` (one of seeded_forward's runs) says which roles' modules have a bias and
+    the stride and padding of each matched layer: a reference computed with them
+    judges how the layers are composed, and the structure checks judge their
+    settings, so a wrong stride is charged once."""
 
-    def __init__(self, roles, seed: int, bias: dict | None = None):
-        self.values, self.bias = role_values(roles, seed), bias or {}
+    def __init__(self, roles, seed: int, run: dict | None = None):
+        run = run or {}
+        self.values, self.bias, self.layers = role_values(roles, seed), run.get("bias", {}), run.get("layers", {})
 
     def _bias(self, role):
         return self.values[role]["bias"] if self.bias.get(role, False) else None
 
-    def conv(self, x, role, stride=1, padding=0):
+    def conv(self, x, role, stride=None, padding=None):
+        layer = self.layers.get(role, {})
+        stride = stride if stride is not None else layer.get("stride", 1)
+        padding = padding if padding is not None else layer.get("padding", 0)
         return F.conv2d(x, self.values[role]["weight"], self._bias(role), stride=stride, padding=padding)
 
     def linear(self, x, role):
         return F.linear(x, self.values[role]["weight"], self._bias(role))
 
-    def bn(self, x, role, training: bool, eps: float = 1e-5):
+    def bn(self, x, role, training: bool, eps: float | None = None):
+        eps = eps if eps is not None else self.layers.get(role, {}).get("eps", 1e-5)
         v, affine = self.values[role], self.bias.get(role, True)  # a batch norm's "bias" is its affine flag
         return F.batch_norm(x, v["running_mean"].clone(), v["running_var"].clone(), v["weight"] if affine else None,
                             v["bias"] if affine else None, training=training, eps=eps)
@@ -219,6 +268,16 @@ def training_step(module, input_shape, seed: int) -> dict:
     return {"before": before, "after": after, "without_gradient": without_gradient(module)}
 
 
+def probe_modules(ns, name: str, settings: list, seed: int = 0, parts=("structure", "forward", "step", "seeded")):
+    """A generic probe: the student's class `name` built as name(**s["kwargs"]) for
+    each setting, measured part by part (see module_parts). Import it into a
+    homework's probes.py to make it callable by name."""
+    from checklib.probes import each, lookup
+
+    cls = lookup(ns, name)
+    return each(settings, **module_parts(lambda s: cls(**s["kwargs"]), seed, parts))
+
+
 def module_parts(build, seed: int = 0, parts=("structure", "forward", "step", "seeded")) -> dict:
     """Part functions for `checklib.probes.each`, each on a freshly built module, so
     that one crashing part spoils no other. `build(setting)` makes the student's
@@ -236,6 +295,6 @@ def module_parts(build, seed: int = 0, parts=("structure", "forward", "step", "s
         "structure": lambda s, _: report(build(s)),
         "forward": lambda s, _: eval_forward(build(s), s["input"], seed),
         "step": lambda s, _: training_step(build(s), s["input"], seed),
-        "seeded": lambda s, _: seeded_forward(build(s), s["roles"], seed, s["input"]),
+        "seeded": lambda s, _: seeded_forward(build(s), s["roles"], seed, s["input"], capture=s.get("capture")),
     }
     return {name: table[name] for name in parts}

@@ -36,6 +36,7 @@ class Sample:
     drop_rows: tuple = ()                             # experiment names left out of the table
     table_edit: str = ""                              # see _write_table
     config_from: str = "01"                           # which experiment's configs are submitted
+    drop_files: tuple = ()                            # submitted files left out
 
 
 MUTANTS = {
@@ -96,6 +97,34 @@ MUTANTS = {
         frozenset({"augmentation.output"})),
     "extra_import": Sample("an import in a graded cell", {"resnet": [(
         "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
+    # One per class of grading defect of issue 12 (each must fail only its own items):
+    # 1, a crash in forward for batchnorm=False: structure, hygiene and the Model are still judged.
+    "bn_none_crash": Sample("bn1 called even when it is None (batchnorm=False)", {"resnet": [(
+        "        if self.bn1 is not None:\n            out = self.bn1(out)\n", "        out = self.bn1(out)\n")]},
+        frozenset({"block.output_shapes", "block.matches_reference"})),
+    # 3c-3e, the Model's own hygiene and layer0.
+    "lazy_fc": Sample("the final Linear created in forward", {"resnet": [
+        ("        self.fc = nn.Linear(channels, num_classes)\n", "        self.fc, self.num_classes = None, num_classes\n"),
+        ("        return self.fc(x)  ", "        if self.fc is None:\n            self.fc = nn.Linear(x.shape[1], self.num_classes)\n        return self.fc(x)  ")]},
+        frozenset({"model.no_modules_in_forward"})),
+    "model_unused_module": Sample("a Model module that is never used", {"resnet": [(
+        "        self.fc = nn.Linear(channels, num_classes)\n", "        self.fc = nn.Linear(channels, num_classes)\n        self.head = nn.Linear(channels, channels)\n")]},
+        frozenset({"model.all_parameters_used"})),
+    "model_pooling_module": Sample("the Model's pooling stored as a module", {"resnet": [
+        ("        self.fc = nn.Linear(channels, num_classes)\n", "        self.fc = nn.Linear(channels, num_classes)\n        self.pool = nn.AdaptiveAvgPool2d(1)\n"),
+        ("F.adaptive_avg_pool2d(x, 1).flatten(1)", "self.pool(x).flatten(1)")]},
+        frozenset({"model.functional_activations"})),
+    "layer0_always_relu": Sample("layer0 ignores `activation`", {"resnet": [(
+        "x = self.blocks(self.act(x))", "x = self.blocks(F.relu(x))")]}, frozenset({"model.layer0"})),
+    # 5, the kernel check reports the 1x1 shortcut although forward crashes.
+    "one_by_one_shortcut_padded": Sample("1x1 projection shortcut with padding 1 (forward crashes)", {"resnet": [(
+        "self.shortcut_conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=expand, padding=1,",
+        "self.shortcut_conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=expand, padding=1,")]},
+        frozenset({"block.kernels", "block.output_shapes", "model.from_config"})),
+    # 6, without the YAML files only the checks that need them fail.
+    "no_yaml_files": Sample("model_config.yaml and train_config.yaml not submitted",
+                            drop_files=("model_config.yaml", "train_config.yaml"),
+                            fails=frozenset({"model.from_config", "table.columns", "table.best_configs"})),
     "four_experiments": Sample("no experiment with both ablations", drop_rows=("04",), fails=frozenset({"training.experiments"})),
     "index_unnamed": Sample("table index not called 'name'", table_edit="unnamed_index", fails=frozenset({"table.index"})),
     "column_missing": Sample("batch_size column left out", table_edit="drop_batch_size", fails=frozenset({"table.columns"})),
@@ -135,6 +164,8 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
     folder = Path(folder)
     write_notebook(SOURCE, folder, sample.edits, notebook_edit)
     _write_table(folder, sample)
+    for name in sample.drop_files:
+        (folder / name).unlink()
     return folder
 
 

@@ -33,6 +33,7 @@ def by_id(report):
     return {r.id: r for r in report.results}
 
 
+@pytest.mark.slow
 def test_reference_gets_every_automatic_point(reference):
     results = by_id(reference)
     assert {i for i, r in results.items() if r.status != "passed"} == {"conclusion"}
@@ -41,6 +42,7 @@ def test_reference_gets_every_automatic_point(reference):
     assert not reference.incidents
 
 
+@pytest.mark.slow
 def test_blank_release_scores_zero_without_crashing(hw4, sandbox, tmp_path):
     report = grade(samples.build_blank(tmp_path / "blank"), hw4, sandbox)
     assert report.score == 0
@@ -50,6 +52,7 @@ def test_blank_release_scores_zero_without_crashing(hw4, sandbox, tmp_path):
     assert results["rules.imports"].status == "passed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(samples.MUTANTS))
 def test_each_mutant_loses_exactly_its_rules_points(hw4, sandbox, reference, tmp_path, name):
     mutant = samples.MUTANTS[name]
@@ -83,12 +86,54 @@ def _blank_with(folder, code):
     return sub
 
 
+@pytest.mark.slow
+def test_the_kernel_check_reports_the_1x1_shortcut_even_when_forward_crashes(hw4, sandbox, tmp_path):
+    """Issue 12, class 5: the message names the layer, not a crash of another cause."""
+    report = grade(samples.build(tmp_path / "s", samples.MUTANTS["one_by_one_shortcut_padded"]), hw4, sandbox)
+    message = by_id(report)["block.kernels"].output
+    assert "`shortcut_conv` has kernel size (1, 1)" in message and "Error" not in message
+
+
+LIAR = """
+    def named_modules(self, *args, **kwargs):
+        return iter([("", self)])
+
+    def modules(self):
+        return iter([self])
+
+    def named_parameters(self, *args, **kwargs):
+        return iter([(n, torch.nn.Parameter(torch.zeros_like(p))) for n, p in super().named_parameters()])
+
+    def parameters(self, *args, **kwargs):
+        return iter([p for _, p in self.named_parameters()])
+
+    def state_dict(self, *args, **kwargs):
+        return {k: torch.zeros_like(v) for k, v in super().state_dict().items()}
+
+"""
+
+
+@pytest.mark.slow
+def test_a_block_that_lies_about_its_modules_and_weights_gains_nothing(hw4, sandbox, tmp_path):
+    """Issue 11, "lie without touching the grader": overriding named_modules, modules,
+    named_parameters and state_dict to report zero weights changes no verdict."""
+    mutant = samples.MUTANTS["no_shortcut_activation"]
+    honest = grade(samples.build(tmp_path / "honest", mutant), hw4, sandbox)
+    edit = lambda nb: _edit_cell(nb, "class Block(nn.Module):\n", "class Block(nn.Module):\n" + LIAR, count=1)
+    lying = grade(samples.build(tmp_path / "lying", mutant, edit), hw4, sandbox)
+    assert lying.score <= honest.score < 100
+    assert by_id(lying)["block.matches_reference"].status == "failed"
+    assert {r.id: r.status for r in lying.results} == {r.id: r.status for r in honest.results}
+
+
+@pytest.mark.slow
 def test_patched_allclose_gains_nothing(hw4, sandbox, tmp_path):
     sub = samples.build(tmp_path / "s", samples.MUTANTS["no_shortcut_activation"],
                         _prepend("torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True"))
     assert by_id(grade(sub, hw4, sandbox))["block.matches_reference"].status == "failed"
 
 
+@pytest.mark.slow
 def test_always_equal_object_gains_nothing(hw4, sandbox, tmp_path):
     code = ("class _Eq:\n    shape = (2, 10)\n    def __eq__(self, other): return True\n"
             "    def __getattr__(self, name): return lambda *a, **k: self\n")
@@ -100,12 +145,14 @@ def test_always_equal_object_gains_nothing(hw4, sandbox, tmp_path):
         assert results[item].status == "failed", item
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", ["sys.exit(0)", "os._exit(0)", "raise SystemExit(0)"])
 def test_exiting_early_gains_nothing(hw4, sandbox, tmp_path, code):
     report = grade(_blank_with(tmp_path / "s", code), hw4, sandbox)
     assert report.score == 0
 
 
+@pytest.mark.slow
 def test_crash_inside_a_probe_fails_only_what_needed_it(hw4, sandbox, tmp_path):
     edit = lambda nb: _edit_cell(nb, "        out = self.conv1(x)\n", "        os._exit(0)\n        out = self.conv1(x)\n")
     report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw4, sandbox)
@@ -116,6 +163,7 @@ def test_crash_inside_a_probe_fails_only_what_needed_it(hw4, sandbox, tmp_path):
         assert results[item].status == "passed", item
 
 
+@pytest.mark.slow
 def test_endless_loop_is_cut_off(hw4, sandbox, tmp_path):
     fast = dataclasses.replace(hw4, limits=Limits(cells_timeout=20, probe_timeout=2, cpu_seconds=60))
     edit = lambda nb: _edit_cell(nb, "        super().__init__()\n", "        super().__init__()\n        while True: pass\n", count=1)
@@ -127,6 +175,7 @@ def test_endless_loop_is_cut_off(hw4, sandbox, tmp_path):
     assert report.execution_time < 60
 
 
+@pytest.mark.slow
 def test_forged_results_and_writes_outside_the_sandbox_gain_nothing(hw4, sandbox, tmp_path):
     target = KIT_ROOT / "assignments" / "hw4" / "forged.txt"
     code = (f"import json as _j\nopen('results.json', 'w').write(_j.dumps({{'score': 100, 'tests': []}}))\n"
@@ -141,6 +190,7 @@ def test_forged_results_and_writes_outside_the_sandbox_gain_nothing(hw4, sandbox
         target.unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="read-only mounts and PID namespaces need a grader running as root")
 def test_as_root_the_child_can_write_only_its_work_folder_and_cannot_reach_the_grader(hw4, sandbox, tmp_path):
     code = (f"for _path in ({str(KIT_ROOT / 'hw_utils' / 'x.py')!r}, {str(tmp_path / 'x')!r}, 'mine.txt'):\n"
@@ -157,6 +207,7 @@ def test_as_root_the_child_can_write_only_its_work_folder_and_cannot_reach_the_g
     assert not report.incidents
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="hiding files needs a grader running as root")
 def test_the_child_cannot_read_solutions_hidden_checks_or_other_submissions(hw4, tmp_path):
     other = tmp_path / "classmates" / "zoe"
@@ -174,6 +225,7 @@ def test_the_child_cannot_read_solutions_hidden_checks_or_other_submissions(hw4,
     assert report.output.count("NOT READABLE") == len(secrets)
 
 
+@pytest.mark.slow
 def test_cpu_limit_stops_a_busy_child(hw4, sandbox, tmp_path):
     tight = dataclasses.replace(hw4, limits=Limits(cpu_seconds=2, cells_timeout=30))
     report = grade(_blank_with(tmp_path / "s", "while True: pass"), tight, sandbox)
@@ -181,12 +233,14 @@ def test_cpu_limit_stops_a_busy_child(hw4, sandbox, tmp_path):
     assert any("CPU seconds" in i for i in report.incidents), report.incidents
 
 
+@pytest.mark.slow
 def test_results_json_matches_the_gradescope_schema(reference):
     data = gradescope_results(reference)
     jsonschema.validate(data, SCHEMA)
     assert data["score"] == 100 and len(data["tests"]) == len(reference.results)
 
 
+@pytest.mark.slow
 def test_cli_grades_a_zip_and_writes_results(tmp_path):
     folder = samples.build(tmp_path / "sub", samples.MUTANTS["softmax_output"])
     archive = samples.zip_folder(folder, tmp_path / "HW4_submission.zip")
@@ -208,6 +262,7 @@ def test_cli_usage_errors_exit_2(args):
     assert proc.stderr.strip()
 
 
+@pytest.mark.slow
 def test_bare_notebook_is_graded_without_its_files(hw4, sandbox, tmp_path):
     folder = samples.build(tmp_path / "s")
     for name in ("experiments.xlsx", "model_config.yaml", "train_config.yaml"):
@@ -217,14 +272,16 @@ def test_bare_notebook_is_graded_without_its_files(hw4, sandbox, tmp_path):
     assert "Missing from your submission" in results["table.columns"].output
 
 
-def test_pytest_entry_grades_a_submission(tmp_path):
+@pytest.mark.slow
+def test_pytest_entry_grades_a_submission(hw4, tmp_path):
     folder = samples.build(tmp_path / "sub", samples.MUTANTS["softmax_output"])
     out = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", "autograder/", "--submission", str(folder),
                            "--assignment", "hw4", "--results", str(out), "-q", "-p", "no:cacheprovider"],
                           cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1  # one rubric item failed
-    assert "1 failed, 23 passed, 1 skipped" in proc.stdout and "test_rubric_item[model.logits]" in proc.stdout
+    automatic = sum(not i.manual for i in hw4.items)  # one skipped: the conclusion, graded by hand
+    assert f"1 failed, {automatic - 1} passed, 1 skipped" in proc.stdout and "test_rubric_item[model.logits]" in proc.stdout
     data = json.loads(out.read_text())
     jsonschema.validate(data, SCHEMA)
     assert data["score"] == 98
