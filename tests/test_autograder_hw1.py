@@ -206,7 +206,7 @@ def _judge_in_process(assignment, folder):
     return job.judge_checks(assignment, cells, files, run)
 
 
-@pytest.mark.parametrize("name", [None, "skip_missing"])
+@pytest.mark.parametrize("name", [None, pytest.param("skip_missing", marks=pytest.mark.slow)])
 def test_checks_judge_samples_in_process(hw1, tmp_path, name):
     """Without the sandbox (fast): the reference passes every check, a mutant fails its own."""
     folder = samples.build(tmp_path / "s", samples.MUTANTS.get(name))
