@@ -315,6 +315,15 @@ def test_a_crashing_forward_fails_only_what_needed_it(hw1, sandbox, tmp_path, cr
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("code", ["sys.exit(0)", "raise SystemExit(1)"])
+def test_exiting_in_a_cell_fails_only_that_cells_items(hw1, sandbox, tmp_path, code):
+    edit = lambda nb: _edit(nb, "q1_answers", "# AUTOGRADED\n", f"# AUTOGRADED\n{code}\n", 1)
+    report = grade(samples.build(tmp_path / "s", notebook_edit=edit), hw1, sandbox)
+    assert {r.id for r in report.results if r.status == "failed"} == {"q1.a", "q1.b"}
+    assert "`q1a` is not defined" in by_id(report)["q1.a"].output
+
+
+@pytest.mark.slow
 def test_cli_grades_a_submission_zip_with_its_results_folder(hw1, tmp_path):
     mutant = samples.MUTANTS["shallow_softmax"]
     archive = samples.zip_folder(samples.build(tmp_path / "sub", mutant), tmp_path / "HW1_submission.zip")
