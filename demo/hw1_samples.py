@@ -78,9 +78,8 @@ MUTANTS = {
                                fails=frozenset({"deep.kfold"})),
     "deep_low_accuracy": Sample("DeepCNN at 97.5%", folds={"DeepCNN": [(0.99, 0.976), (0.99, 0.975), (0.99, 0.974)]},
                                 fails=frozenset({"deep.accuracy"})),
-    "skip_head_9": Sample("SkipCNN's head gives 9 scores", {"ablation": [(
-        "nn.Linear(16 * 8 * 8, 10))\n        ### END SOLUTION\n\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        x = self.stem(x)\n        for block in self.blocks:\n            x = F.relu(",
-        "nn.Linear(16 * 8 * 8, 9))\n        ### END SOLUTION\n\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        x = self.stem(x)\n        for block in self.blocks:\n            x = F.relu(")]},
+    "skip_head_9": Sample("SkipCNN returns 9 scores", {"ablation": [(
+        "x = F.relu(x + block(x))\n        return self.head(x)\n", "x = F.relu(x + block(x))\n        return self.head(x)[:, :9]\n")]},
         frozenset({"ablation.shapes"})),
     "plain_with_batchnorm": Sample("PlainCNN normalizes its stem", {"ablation": [(
         "self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())",
@@ -91,14 +90,15 @@ MUTANTS = {
         "                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())")]}, frozenset({"ablation.batchnorm"})),
     "skip_missing": Sample("SkipCNN never adds the block's input", {"ablation": [(
         "x = F.relu(x + block(x))", "x = F.relu(block(x))")]}, frozenset({"ablation.skip"})),
-    "batchnorm_with_skip": Sample("BatchNormCNN with a skip connection", {"ablation": [(
-        "        x = self.stem(x)\n        for block in self.blocks:\n            x = block(x)\n        return self.head(x)\n"
-        "        ### END SOLUTION\n\n\nclass SkipCNN",
-        "        x = self.stem(x)\n        for block in self.blocks:\n            x = x + block(x)\n        return self.head(x)\n"
-        "        ### END SOLUTION\n\n\nclass SkipCNN")]}, frozenset({"ablation.no_skip"})),
-    "plain_softmax": Sample("PlainCNN ends with nn.Softmax", {"ablation": [(
-        "self.head = nn.Sequential(nn.MaxPool2d(4), nn.Flatten(), nn.Linear(16 * 8 * 8, 10))\n        ### END SOLUTION\n\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        x = self.stem(x)\n        for block in self.blocks:\n            x = block(x)\n        return self.head(x)\n        ### END SOLUTION\n\n\nclass BatchNormCNN",
-        "self.head = nn.Sequential(nn.MaxPool2d(4), nn.Flatten(), nn.Linear(16 * 8 * 8, 10), nn.Softmax(dim=1))\n        ### END SOLUTION\n\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        x = self.stem(x)\n        for block in self.blocks:\n            x = block(x)\n        return self.head(x)\n        ### END SOLUTION\n\n\nclass BatchNormCNN")]},
+    "batchnorm_with_skip": Sample("BatchNormCNN's blocks add their input (with a forward hook)", {"ablation": [(
+        "nn.BatchNorm2d(16), nn.ReLU())\n            for _ in range(depth)\n        ])\n",
+        "nn.BatchNorm2d(16), nn.ReLU())\n            for _ in range(depth)\n        ])\n"
+        "        for block in self.blocks:\n            block.register_forward_hook(lambda m, args, out: out + args[0])\n")]},
+        frozenset({"ablation.no_skip"})),
+    "plain_softmax": Sample("PlainCNN's output goes through a softmax (a forward hook)", {"ablation": [(
+        "self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())\n",
+        "self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())\n"
+        "        self.register_forward_hook(lambda m, args, out: out.softmax(dim=1))\n")]},
         frozenset({"ablation.logits"})),
     "extra_import": Sample("an import in a graded cell", {"deep_cnn": [(
         "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),

@@ -106,7 +106,7 @@ def volumes_judge(what: str):
 
 def network(model: str, batch: int = 2, **extra) -> dict:
     """One setting for probes.networks: the class, its arguments, the input shape."""
-    return {"model": model, "args": extra.pop("args", {}), "input": [batch, *MNIST], "seed": SEED, **extra}
+    return {"model": model, "args": extra.pop("args", {}), "input": [batch, *MNIST], **extra}
 
 
 def describe(setting) -> str:
@@ -141,7 +141,7 @@ def _conv(cin, cout, k, stride=1, padding=0) -> str:
 SHALLOW_LAYERS = [_conv(1, 3, 5, 1, 2), "Linear(3072, 120)", "Linear(120, 10)"]
 SHALLOW_KINDS = ["Conv2d", "Linear", "Linear"]
 SHALLOW = dict(probe="networks", args={"settings": [network("ShallowCNN", 3, kinds=SHALLOW_KINDS)],
-                                       "parts": ["structure", "forward", "seeded"]}, cells=("shallow_cnn",))
+                                       "parts": ["structure", "forward", "seeded"], "seed": SEED}, cells=("shallow_cnn",))
 
 
 def _layers_test(rows, setting):
@@ -197,7 +197,7 @@ def judge_shallow_forward(rows):
 # Q1 (d): DeepCNN, the student's design.
 PARAMETER_BUDGET = 500_000
 DEEP = dict(probe="networks", args={"settings": [network("DeepCNN", 1), network("DeepCNN", 5)],
-                                    "parts": ["structure", "forward"]}, cells=("deep_cnn",))
+                                    "parts": ["structure", "forward"], "seed": SEED}, cells=("deep_cnn",))
 
 
 def _budget_test(rows, setting):
@@ -214,7 +214,7 @@ def _budget_test(rows, setting):
 ABLATION_MODELS = ("PlainCNN", "BatchNormCNN", "SkipCNN")
 ABLATION = dict(probe="networks", args={"settings": [network(m, 2, args={"depth": d}) for m in ABLATION_MODELS
                                                      for d in (1, 2, 3)],
-                                        "parts": ["structure", "forward", "trace", "silenced"]}, cells=("ablation",))
+                                        "parts": ["structure", "forward", "trace", "silenced"], "seed": SEED}, cells=("ablation",))
 
 
 def _plain_test(rows, setting):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from checklib.forward import Role, eval_forward, roles_data, seeded_forward, seeded_input
+from checklib.forward import Role, eval_forward, module_parts, roles_data, seeded_forward, seeded_input
 from checklib.probes import ProbeError, each, lookup, measure, need, read_json
-from checklib.structure import _slot, kind, report, set_training, walk
+from checklib.structure import _slot, kind, set_training, walk
 
 WEIGHTED = ("Conv2d", "Linear", "BatchNorm2d")  # the kinds of layer whose weights the grader chooses
 
@@ -54,10 +54,6 @@ def volumes(ns, settings):
 
 
 # --- networks -----------------------------------------------------------------------------
-
-def _build(ns, setting):
-    return lookup(ns, setting["model"])(**setting.get("args", {}))
-
 
 def _own_roles(module, kinds):
     """Roles for the module's own weighted layers, in registration order, when their
@@ -127,21 +123,17 @@ def silenced(module, calls, input_shape, seed):
     return {"kept": sorted(keep), "outputs": [first, second]}
 
 
-PARTS = {
-    "structure": lambda ns, s: report(_build(ns, s)),
-    "forward": lambda ns, s: eval_forward(_build(ns, s), s["input"], s.get("seed", 0)),
-    "seeded": lambda ns, s: own_seeded(_build(ns, s), s["kinds"], s.get("seed", 0), s["input"]),
-    "trace": lambda ns, s: trace(_build(ns, s), s["input"], s.get("seed", 0)),
-}
-
-
-def networks(ns, settings, parts):
+def networks(ns, settings, parts, seed):
     """Each setting {"model": class name, "args": {...}, "input": shape, ...} measured
-    in each part, every part on a freshly built network (one crash spoils no other)."""
-    chosen = {name: (lambda s, _, fn=PARTS[name]: fn(ns, s)) for name in parts if name in PARTS}
-    if "silenced" in parts:
-        chosen["silenced"] = lambda s, earlier: silenced(_build(ns, s), need(earlier, "trace"), s["input"], s.get("seed", 0))
-    return each(settings, **chosen)
+    in each part, every part on a freshly built network (one crash spoils no other):
+    the library's "structure" and "forward", and HW1's "seeded" (in the network's own
+    layers), "trace" and "silenced" (which reads the trace)."""
+    build = lambda s: lookup(ns, s["model"])(**s["args"])  # noqa: E731
+    own = {"seeded": lambda s, _: own_seeded(build(s), s["kinds"], seed, s["input"]),
+           "trace": lambda s, _: trace(build(s), s["input"], seed),
+           "silenced": lambda s, earlier: silenced(build(s), need(earlier, "trace"), s["input"], seed)}
+    standard = module_parts(build, seed, [p for p in parts if p not in own])
+    return each(settings, **{p: standard[p] if p in standard else own[p] for p in parts})
 
 
 # --- results files ------------------------------------------------------------------------
