@@ -162,7 +162,7 @@ def seeded_forward(module, roles, seed: int, input_shape, modes=("train", "eval"
     each run also holds "captured": {mode: the input of the first such submodule},
     to judge the layers before it."""
     from checklib.probes import ProbeError
-    from checklib.structure import kind, report, set_training
+    from checklib.structure import report, set_training
 
     values, x = role_values(roles, seed), seeded_input(input_shape, seed)
     try:
@@ -265,7 +265,9 @@ def training_step(module, input_shape, seed: int) -> dict:
         from checklib.probes import ProbeError
         raise ProbeError(f"forward returned a {type(out).__name__}; expected a tensor")
     torch.Tensor.backward(torch.Tensor.as_subclass(out, torch.Tensor).float().sum())
-    return {"before": before, "after": after, "without_gradient": without_gradient(module)}
+    from checklib.structure import walk
+    return {"before": before, "after": after, "without_gradient": without_gradient(module),
+            "types": {name: type(m).__name__ for name, m in walk(module)}}
 
 
 def probe_modules(ns, name: str, settings: list, seed: int = 0, parts=("structure", "forward", "step", "seeded")):

@@ -82,6 +82,29 @@ def layer(row: dict) -> tuple:
     return (row["kind"],)
 
 
+def feature_size(rows: list[dict], in_size) -> int:
+    """C x H x W of what the layers `rows` (report rows, in order) make of one input of
+    shape (C, H, W): convolutions and poolings resize by their kernel, stride and
+    padding; a convolution sets C. Judge a later layer against the student's OWN
+    earlier layers with it, so that one mistake is charged once."""
+    def pair(v, default):
+        v = default if v is None else v
+        return list(v) if isinstance(v, (list, tuple)) else [v, v]
+    c, h, w = in_size
+    for r in rows:
+        k = r["kind"]
+        if "Adaptive" in k:
+            h, w = pair(r.get("output_size"), 1)
+        elif "Conv" in k or "Pool" in k:
+            kernel = pair(r.get("kernel_size"), 1)
+            stride, padding = pair(r.get("stride"), kernel), r.get("padding", 0)
+            if padding != "same":
+                padding = pair(padding, 0)
+                h, w = ((size + 2 * p - kk) // st + 1 for size, p, kk, st in zip((h, w), padding, kernel, stride))
+            c = r.get("out_channels", c) if "Conv" in k else c
+    return c * h * w
+
+
 def show_layers(layers, limit: int = 14) -> str:
     def one(lay):
         return f"{lay[0]}({lay[1]}, {lay[2]})" if len(lay) == 3 else lay[0]
@@ -89,22 +112,33 @@ def show_layers(layers, limit: int = 14) -> str:
     return (text + (" -> ..." if len(layers) > limit else "")) if layers else "nothing"
 
 
+def outside(names, types: dict, inside: str | None) -> list[str]:
+    """`names` (of modules or parameters) not within a module whose class is `inside`
+    (e.g. a Model's own level, when the Block checks judge what is inside each Block)."""
+    if not inside:
+        return list(names)
+    owners = [n for n, t in types.items() if t == inside]
+    return [x for x in names if not any(x == o or x.startswith(o + ".") for o in owners)]
+
+
 def no_stored_modules(kinds=ACTIVATIONS | POOLINGS, what: str = "Stored modules", describe: Callable = repr,
                       part: str = "structure", advice: str = "call them in forward (e.g. F.relu) instead",
-                      errors: str = "skip"):
-    """No module of the given kinds is held (activations and pooling belong in forward)."""
+                      errors: str = "skip", inside: str | None = None):
+    """No module of the given kinds is held (activations and pooling belong in forward),
+    leaving out what lies within modules of class `inside`."""
     def test(rows, setting):
-        bad = sorted({f"{r['kind']} (`{r['name']}`)" for r in rows if r["kind"] in kinds})
+        names = outside([r["name"] for r in rows if r["kind"] in kinds], {r["name"]: r["type"] for r in rows}, inside)
+        bad = sorted({f"{r['kind']} (`{r['name']}`)" for r in rows if r["name"] in names})
         return f"the module stores {', '.join(bad)} as module(s); {advice}." if bad else None
     return each_setting(part, test, what, describe, errors)
 
 
 def all_parameters_used(what: str = "Unused modules", describe: Callable = repr, part: str = "step",
-                        errors: str = "skip"):
+                        errors: str = "skip", inside: str | None = None):
     """Every parameter received a gradient after a backward pass on grader inputs
     (the part's value: forward.training_step's, whose "without_gradient" lists those that did not)."""
     def test(value, setting):
-        missing = value["without_gradient"]
+        missing = outside(value["without_gradient"], value["types"], inside)
         if missing:
             return (f"the parameter(s) {', '.join(missing[:8])} received no gradient after a backward pass: their "
                     "module is never used in forward (remove it, or use it).")
@@ -113,11 +147,12 @@ def all_parameters_used(what: str = "Unused modules", describe: Callable = repr,
 
 
 def no_modules_created_in_forward(what: str = "Modules created in forward", describe: Callable = repr,
-                                  part: str = "step", errors: str = "skip"):
+                                  part: str = "step", errors: str = "skip", inside: str | None = None):
     """The inventory (structure.inventory) is the same before and after a forward
-    (the part's value: {"before": [...], "after": [...]})."""
+    (the part's value: forward.training_step's "before" and "after")."""
     def test(value, setting):
         new = [x for x in value["after"] if x not in value["before"]]
+        new = [x for x in new if outside([x.split(":")[0].split(" ")[0]], value["types"], inside)]
         if new:
             return (f"calling forward created {', '.join(new[:6])}; create every module in __init__ (an optimizer "
                     "built before the first forward would never train it).")
@@ -132,9 +167,9 @@ def probability_like(out: torch.Tensor) -> str | None:
     out = out.double()
     ones = torch.ones(len(out), dtype=out.dtype)
     if out.min() >= 0 and out.max() <= 1 and torch.allclose(out.sum(dim=1), ones, atol=1e-4):
-        return "every row is non-negative and sums to 1: the output went through a softmax"
+        return "every row is non-negative and sums to 1: that is a softmax"
     if out.max() <= 0 and torch.allclose(out.logsumexp(dim=1), 0 * ones, atol=1e-4):
-        return "every row is a log-probability distribution: the output went through a log_softmax"
+        return "every row is a log-probability distribution: that is a log_softmax"
     return None
 
 

@@ -79,6 +79,34 @@ MUTANTS = {
                           fails=frozenset({"experiments.exp1_1"})),
     "run_misconfigured": Sample("a run of experiment 1.2 with another run's settings", misconfigured_run="exp1_2_L8_K256",
                                 fails=frozenset({"experiments.exp1_2"})),
+    # One per class of grading defect of issue 12 (each must fail only its own items):
+    # 1, a constructor that crashes only for hidden_dims=[]: the feature-extractor checks still judge.
+    "no_hidden_layer_crash": Sample("the classifier cannot be built without hidden layers", {"conv_classifier": [(
+        "        widths = [channels * height * width, *self.hidden_dims]\n",
+        "        widths = [channels * height * width, *self.hidden_dims]\n        assert self.hidden_dims[0] > 0\n")]},
+        frozenset({"conv.classifier", "conv.other_sizes", "conv.expected_output_hidden"})),
+    # 2, an extra pooling with in_features that fits it: charged to the pooling, not the classifier.
+    "extra_pooling": Sample("one pooling too many, the classifier sized for it", {"conv_classifier": [
+        ("        ### END SOLUTION\n        return nn.Sequential(*layers)\n\n    def _make_classifier",
+         "        layers.append(nn.MaxPool2d(kernel_size=2))\n        ### END SOLUTION\n        return nn.Sequential(*layers)\n\n    def _make_classifier"),
+        ("num_pools = len(self.filters) // self.pool_every", "num_pools = len(self.filters) // self.pool_every + 1")]},
+        frozenset({"conv.pooling", *_DEPTH_BUG})),
+    # 3a, early stopping that watches the training loss; 3b, fit that reports the training loss as test loss.
+    "early_stopping_on_train_loss": Sample("early stopping on the training loss", {"trainer": [(
+        "if best_loss is None or test_loss[-1] < best_loss:\n                best_loss, epochs_without_improvement = test_loss[-1], 0",
+        "if best_loss is None or train_loss[-1] < best_loss:\n                best_loss, epochs_without_improvement = train_loss[-1], 0")]},
+        frozenset({"trainer.early_stopping"})),
+    "test_loss_is_train_loss": Sample("fit appends the training loss to test_loss", {"trainer": [(
+        "test_loss.append(sum(test_result.losses) / len(test_result.losses))",
+        "test_loss.append(sum(train_result.losses) / len(train_result.losses))")]}, frozenset({"trainer.fit"})),
+    # 7, what the course accepted: any optimizer, a 0-d tensor loss computed without gradients.
+    "sgd_optimizer": Sample("run_experiment with SGD", {"experiments": [(
+        "torch.optim.Adam(model.parameters(), lr=lr, weight_decay=reg)",
+        "torch.optim.SGD(model.parameters(), lr=lr, weight_decay=reg, momentum=0.9)")]}, frozenset()),
+    "tensor_loss_without_grad": Sample("test_batch returns the loss tensor computed under no_grad", {"trainer": [(
+        "        num_correct = int((scores.argmax(dim=1) == y).sum())\n        return BatchResult(loss.item(), num_correct)\n        ### END SOLUTION\n\n    def train_epoch",
+        "        num_correct = int((scores.argmax(dim=1) == y).sum())\n        return BatchResult(loss, num_correct)\n        ### END SOLUTION\n\n    def train_epoch")]},
+        frozenset()),
     "extra_import": Sample("an import in a graded cell", {"trainer": [(
         "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
 }

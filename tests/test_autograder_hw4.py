@@ -256,6 +256,7 @@ def test_cli_grades_a_zip_and_writes_results(tmp_path):
 
 @pytest.mark.parametrize("args", [["grade", "nowhere.zip", "--assignment", "hw4"],
                                   ["grade", ".", "--assignment", "hw99"], ["grade"]])
+@pytest.mark.slow
 def test_cli_usage_errors_exit_2(args):
     proc = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=KIT_ROOT, capture_output=True, text=True)
     assert proc.returncode == 2

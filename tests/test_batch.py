@@ -65,6 +65,7 @@ def graded_class(tmp_path_factory):
     return base, expected, rows
 
 
+@pytest.mark.slow
 def test_batch_gradebook_has_the_expected_totals(graded_class):
     base, expected, rows = graded_class
     totals = {r["student"]: r["total"] for r in rows}
@@ -80,6 +81,7 @@ def test_batch_gradebook_has_the_expected_totals(graded_class):
     assert (base / "out" / "gradebook.xlsx").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_every_student_gets_results_and_feedback(graded_class):
     base, expected, _ = graded_class
     for student in expected:
@@ -93,6 +95,7 @@ def test_every_student_gets_results_and_feedback(graded_class):
     assert "that is a softmax" in softmax
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_without_regrading(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -125,6 +128,7 @@ def test_killed_batch_resumes_without_regrading(tmp_path):
     assert all(p.stat().st_mtime_ns != after[p.parent.name] for p in out.glob("*/results.json"))
 
 
+@pytest.mark.slow
 def test_changed_submission_is_regraded(tmp_path):
     subs = tmp_path / "subs"
     samples.build(subs / "ann", samples.MUTANTS["softmax_output"])
@@ -135,6 +139,7 @@ def test_changed_submission_is_regraded(tmp_path):
     assert rows[0]["total"] == 100
 
 
+@pytest.mark.slow
 def test_discovers_nbgrader_and_gradescope_layouts(tmp_path):
     nbg = tmp_path / "course" / "submitted"
     for student in ("s1", "s2"):
@@ -152,6 +157,7 @@ def test_discovers_nbgrader_and_gradescope_layouts(tmp_path):
                                                                            ("bo@example.edu", "submission_222")]
 
 
+@pytest.mark.slow
 def test_gradescope_bundle_runs_for_real(gradescope):
     names = gradescope.install("hw4")
     assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/__main__.py",
@@ -168,6 +174,7 @@ def test_gradescope_bundle_runs_for_real(gradescope):
     assert data["score"] == 0 and "stopped with status 1" in data["output"]
 
 
+@pytest.mark.slow
 def test_grade_all_on_a_dask_cluster(tmp_path):
     from distributed import LocalCluster
 

@@ -119,6 +119,7 @@ def test_zip_files_names_the_missing_file(tmp_path):
     assert not (tmp_path / "out.zip").exists()
 
 
+@pytest.mark.slow
 def test_seed000_student_cells_run_unchanged(tmp_path, monkeypatch):
     """The experiment cell (run 5 times) and the table cell of the seed's student."""
     monkeypatch.chdir(tmp_path)

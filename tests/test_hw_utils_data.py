@@ -95,6 +95,7 @@ def test_nhwc_input_and_bad_input():
         DeviceImages(nhwc, [0] * 4, train=True, padding_mode="wrap")
 
 
+@pytest.mark.slow
 def test_train_learns_from_device_images(tmp_path):
     train_ds, test_ds = digits_datasets(size=8)
     to_uint8 = lambda ds: ((ds.tensors[0] + 0.5) * 255).round().to(torch.uint8)

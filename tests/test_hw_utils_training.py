@@ -78,6 +78,7 @@ def run_training(save_path, kill_after_epoch=None):
     return None
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     reference = tmp_path / "uninterrupted"
     run_training(reference)
@@ -163,6 +164,7 @@ def test_bad_input_is_refused_before_training(tmp_path, overrides, message):
 
 # --- learning -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_learns_offline_digits(tmp_path):
     """A real learning check: well above the 10% of chance after a few epochs."""
     train_data, test_data = digits_datasets(size=8)

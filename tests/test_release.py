@@ -17,6 +17,7 @@ def _code_cells(path):
     return [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in nbformat.read(path, as_version=4).cells]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_release_is_up_to_date(tmp_path, name):
     shutil.copytree(REPO / "source" / name, tmp_path / "source" / name, symlinks=False)

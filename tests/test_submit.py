@@ -32,6 +32,7 @@ def submitted(tmp_path_factory):
     return folder, run_submit(folder)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_make_submission_writes_the_zip_and_a_pdf(submitted):
     folder, proc = submitted
@@ -47,6 +48,7 @@ def test_make_submission_writes_the_zip_and_a_pdf(submitted):
     assert "lines cut for the PDF" in text                          # the 120-line training log was shortened
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_make_submission_runs_the_public_checks_only(submitted):
     _, proc = submitted
@@ -55,6 +57,7 @@ def test_make_submission_runs_the_public_checks_only(submitted):
     assert "other image sizes" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_missing_files_are_named_with_how_to_make_them(tmp_path):
     folder = samples.build_student_folder(tmp_path / "hw4")
     (folder / "experiments.xlsx").unlink()
@@ -64,6 +67,7 @@ def test_missing_files_are_named_with_how_to_make_them(tmp_path):
     assert "Nothing written" in proc.stdout and not (folder / "HW4_submission.zip").exists()
 
 
+@pytest.mark.slow
 def test_invalid_notebook_is_refused(tmp_path):
     folder = samples.build_student_folder(tmp_path / "hw4")
     (folder / "HW4.ipynb").write_text('{"cells": [ this is not json')
@@ -87,6 +91,7 @@ def _graded(nb, gid):
     ("new import", lambda nb: setattr(_graded(nb, "resnet"), "source", _graded(nb, "resnet").source.replace("# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")),
      "the graded cell 'resnet' imports numpy"),
 ])
+@pytest.mark.slow
 def test_graded_cell_problems_stop_the_submission(tmp_path, case, edit, message):
     folder = samples.build_student_folder(tmp_path / "hw4")
     _edit(folder, edit)
@@ -95,6 +100,7 @@ def test_graded_cell_problems_stop_the_submission(tmp_path, case, edit, message)
     assert message in proc.stdout
 
 
+@pytest.mark.slow
 def test_duplicated_graded_cell_is_a_warning(tmp_path):
     folder = samples.build_student_folder(tmp_path / "hw4")
     def paste_copy(nb):  # as Jupyter's copy and paste does: same content, a new cell id
@@ -148,6 +154,7 @@ def test_long_outputs_keep_their_ends():
     assert len(nb.cells[0].outputs[0]["text"].splitlines()) == 200  # the original is untouched
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_hw2_submission_keeps_the_results_folder(tmp_path):
     folder = hw2_samples.build_student_folder(tmp_path / "hw2")
@@ -161,6 +168,7 @@ def test_hw2_submission_keeps_the_results_folder(tmp_path):
     assert (folder / "HW2.pdf").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_hw2_missing_result_file_is_named_with_how_to_make_it(tmp_path):
     folder = hw2_samples.build_student_folder(tmp_path / "hw2", hw2_samples.MUTANTS["run_missing"])
     proc = run_submit(folder, "--no-checks")

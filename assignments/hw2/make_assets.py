@@ -44,8 +44,9 @@ def reference_classifier():
 
 
 def expected_output(ConvClassifier, cfg) -> torch.Tensor:
-    """The course's procedure, on the CPU in float32."""
+    """The course's procedure, on the CPU in float32 (cfg: a setting of checks.conv)."""
     torch.manual_seed(SEED)
+    cfg = cfg["kwargs"]
     net = ConvClassifier(tuple(cfg["in_size"]), cfg["out_classes"], filters=cfg["filters"],
                          pool_every=cfg["pool_every"], hidden_dims=cfg["hidden_dims"])
     image = torch.randint(low=0, high=256, size=tuple(cfg["in_size"]), dtype=torch.float)

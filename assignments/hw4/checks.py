@@ -6,21 +6,12 @@ reads only what its own cause shows. Points are in rubric.yaml.
 """
 from __future__ import annotations
 
-import re
-
 import torch.nn.functional as F
 
-from checklib import judges
+from checklib import data, judges, tables
 from checklib.checks import Check, failed, passed
 from checklib.forward import Role, Weights, roles_data, seeded_input
 
-RANDOM_TRANSFORMS = {"RandomCrop", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip", "ColorJitter",
-                     "RandomRotation", "RandomAffine", "RandomPerspective", "RandomErasing", "RandomGrayscale",
-                     "RandomInvert", "RandomPosterize", "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast",
-                     "RandomEqualize", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform",
-                     "GaussianBlur", "GaussianNoise", "RandomPhotometricDistort", "RandomChannelPermutation",
-                     "RandomZoomOut", "RandomApply", "RandomChoice", "RandomOrder", "ScaleJitter", "RandomResize",
-                     "JPEG", "CutMix", "MixUp"}
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 SEED = 1234
 
@@ -141,12 +132,6 @@ EXPLAIN = ("Check the order of the steps conv1 -> [bn1] -> activation -> conv2 -
 
 # --- Model -------------------------------------------------------------------------------------
 
-def _outside_blocks(rows, names):
-    """`names` (modules or parameters) that are not inside a Block: the Block checks judge those."""
-    blocks = [r["name"] for r in rows if r["type"] == "Block"]
-    return [n for n in names if not any(n == b or n.startswith(b + ".") for b in blocks)]
-
-
 def _layer0(seeded, s):
     """The first Block's input, captured with seeded layer0 weights, is act([bn](conv(x))) at full size."""
     if "unmatched" in seeded:
@@ -190,139 +175,16 @@ def _logits(value, s):
     return f"{problem}. Return the linear layer's output (logits)." if problem else None
 
 
-def _model_hygiene(value, s):
-    rows, step = value
-    stored = _outside_blocks(rows, [r["name"] for r in rows if r["kind"] in judges.ACTIVATIONS | judges.POOLINGS])
-    return f"the model stores {', '.join(stored)} as module(s); call activations and pooling in forward (F.*)." if stored else None
-
-
-def _model_unused(value, s):
-    rows, step = value
-    unused = _outside_blocks(rows, step["without_gradient"])
-    return f"the parameter(s) {', '.join(unused)} received no gradient after a backward pass: their module is never used." if unused else None
-
-
-def _model_created(value, s):
-    rows, step = value
-    new = [x for x in step["after"] if x not in step["before"]]
-    new = [x for x in new if _outside_blocks(rows, [x.split(":")[0].split(" ")[0]])]
-    return (f"calling forward created {', '.join(new[:4])}; create every layer in __init__: train() builds the "
-            "optimizer before the first forward, so a layer created later is never trained.") if new else None
-
-
 def judge_model_from_config(data):
     if list(data["out"].shape) != [2, 10]:
         return failed(f"Model(**model_config) from your model_config.yaml returned shape {tuple(data['out'].shape)}; expected (2, 10).")
     return passed("Model(**model_config) builds from your model_config.yaml and returns (2, 10) logits.")
 
 
-# --- augmentation ------------------------------------------------------------------------------
-
-def judge_augmentation_random(found):
-    if set(found) != {"train", "test"}:
-        return failed("The augmentation cell must build both datasets.CIFAR10(train=True, ...) and datasets.CIFAR10(train=False, ...); "
-                      f"it built: {', '.join(sorted(found)) or 'none'}.")
-    train_random, test_random = ([t for t in dict.fromkeys(found[k]["transforms"]) if t in RANDOM_TRANSFORMS]
-                                 for k in ("train", "test"))
-    if len(train_random) < 3:
-        return failed(f"The training pipeline has {len(train_random)} kind(s) of random augmentation "
-                      f"({', '.join(train_random) or 'none'}); at least 3 different ones are required.")
-    if test_random:
-        return failed(f"The test pipeline contains random transforms ({', '.join(test_random)}); test data must not be augmented.")
-    return passed(f"Training augmentations: {', '.join(train_random)}.")
-
-
-def judge_augmentation_output(found):
-    for split in ("train", "test"):
-        sample = found.get(split, {}).get("sample")
-        if sample is None:
-            return failed(f"No {split} dataset was built in the augmentation cell.")
-        if "error" in sample:
-            return failed(f"Loading one {split} image through your pipeline raised an error:\n{sample['error']}")
-        if sample["type"] != "Tensor" or sample["dtype"] != "float32" or sample["shape"] != [3, 32, 32]:
-            got = sample["type"] if sample["type"] != "Tensor" else f"a {sample['dtype']} tensor of shape {tuple(sample['shape'])}"
-            return failed(f"A {split} image comes out as {got}; expected a float32 tensor of shape (3, 32, 32).")
-        if sample["min"] < -0.55 or sample["max"] > 0.55:
-            return failed(f"A {split} image's values range over [{sample['min']:.2f}, {sample['max']:.2f}]; "
-                          "expected [-0.5, 0.5], as the given test pipeline produces.")
-    if not found["test"]["sample"]["repeatable"]:
-        return failed("The test pipeline gives a different tensor each time for the same image; it must be deterministic.")
-    return passed("Both pipelines give float32 (3, 32, 32) tensors in [-0.5, 0.5].")
-
-
-# --- experiments table and configs ------------------------------------------------------------
-
-def _records(table):
-    return [dict(zip(table["columns"], row)) for row in table["rows"]]
-
-
-def _accuracy(value):
-    """A test accuracy as a fraction; percentages (e.g. 87.9) are read as such."""
-    value = judges.number(value)
-    return None if value is None else value / 100 if 1 < value <= 100 else value
-
-
-def judge_table_index(table):
-    if table["index_name"] != "name":
-        return failed(f"The table's index is called {table['index_name']!r}; it must be called 'name' (table.index.name = 'name').")
-    bad = [v for v in table["index"] if not (isinstance(v, str) and re.fullmatch(r"\d{2}", v))]
-    if bad:
-        return failed(f"Index values must be the experiment folder names as two-digit text ('00', '01', ...); found {bad[0]!r}.")
-    if len(set(table["index"])) != len(table["index"]):
-        return failed("Two rows of the table share a name; each experiment appears once.")
-    return passed(f"Index 'name' with {len(table['index'])} two-digit experiment names.")
-
-
-def judge_table_columns(data):
-    configs = data["configs"]
-    wanted = [k for name in ("model_config.yaml", "train_config.yaml") if isinstance(configs.get(name), dict)
-              for k in configs[name]] + list(METRICS)
-    missing = [c for c in wanted if c not in data["table"]["columns"]]
-    if missing:
-        return failed(f"experiments.xlsx lacks the column(s) {', '.join(missing)}; there must be one column per "
-                      "model_config and train_config key, plus train_loss, test_loss, train_acc and test_acc.")
-    return passed(f"All {len(wanted)} expected columns are present.")
-
-
-def judge_table_values(table):
-    rows = _records(table)
-    if not rows:
-        return failed("experiments.xlsx has no rows.")
-    for name, row in zip(table["index"], rows):
-        for metric in (m for m in METRICS if m in row):  # a missing column: the columns check reports it
-            value = judges.number(row[metric])
-            if value is None:
-                return failed(f"Row {name!r}: {metric} is {row[metric]!r}; expected a number.")
-            if metric.endswith("acc") and not 0 <= value <= 1:
-                return failed(f"Row {name!r}: {metric} is {value}; accuracies are fractions in [0, 1], as the Tracker records them.")
-    return passed(f"{len(rows)} rows with numeric losses and accuracies in [0, 1].")
-
-
-def _best_row(table):
-    scored = [(acc, i) for i, row in enumerate(_records(table)) if (acc := _accuracy(row.get("test_acc"))) is not None]
-    if not scored:
-        return None, None, None
-    acc, i = max(scored)
-    return _records(table)[i], table["index"][i], acc
-
-
-def judge_best_configs(data):
-    row, name, _ = _best_row(data["table"])
-    if row is None:
-        return failed("No row of experiments.xlsx has a numeric test_acc, so the best experiment is unknown.")
-    for file in ("model_config.yaml", "train_config.yaml"):
-        config = data["configs"].get(file)
-        if not isinstance(config, dict):
-            return failed(f"{file} is missing or is not a dictionary.")
-        wrong = next((k for k, v in config.items() if k in row and not judges.same(row[k], v, rel=1e-9)), None)
-        if wrong:
-            return failed(f"{file} says {wrong}={config[wrong]!r}, but the best experiment ({name}) has "
-                          f"{wrong}={judges.literal(row[wrong])!r}; submit the best experiment's configs.")
-    return passed(f"model_config.yaml and train_config.yaml match the best experiment, {name}.")
-
+# --- experiments table (checklib.tables), and the ablations asked for ------------------------------
 
 def judge_experiments(table):
-    rows = _records(table)
+    rows = tables.records(table)
     flag = lambda v: v if isinstance(v := judges.literal(v), bool) else None
     combos = {(flag(r.get("batchnorm")), flag(r.get("residual"))) for r in rows}
     missing = [label for combo, label in (((False, True), "batchnorm=False"), ((True, False), "residual=False"),
@@ -334,19 +196,13 @@ def judge_experiments(table):
     return passed(f"{len(rows)} experiments, including the three ablations.")
 
 
-def judge_accuracy(table):
-    row, name, acc = _best_row(table)
-    if row is None:
-        return failed("No numeric test_acc in experiments.xlsx.", value=0.0)
-    return passed(f"Best test accuracy {acc:.2%} (experiment {name}), as reported in experiments.xlsx.", value=acc)
-
-
 # --- the public checks, in rubric order (hidden ones: hidden_checks.py) ------------------------------
 
 _block = lambda test, what, part="structure": judges.each_setting(part, test, what, describe, errors="skip")
 _model = lambda test, what, part: judges.each_setting(part, test, what, describe, errors="skip")
 _table = dict(probe="experiments_table", files=("experiments.xlsx",))
-_files = dict(probe="submission_files", files=("experiments.xlsx", "model_config.yaml", "train_config.yaml"))
+CONFIGS = ("model_config.yaml", "train_config.yaml")
+_files = dict(probe="submission_files", files=("experiments.xlsx", *CONFIGS))
 
 CHECKS = [
     Check("block.output_shapes", judge=judges.each_setting("forward", _shape, "Block output shape", describe), **SHAPES),
@@ -363,16 +219,17 @@ CHECKS = [
     Check("model.layer0", judge=_model(_layer0, "Model layer0", "seeded"), **MODEL),
     Check("model.blocks", judge=_model(_blocks, "Model blocks", ("structure", "forward")), **MODEL),
     Check("model.logits", judge=_model(_logits, "Model output is logits", ("structure", "forward")), **MODEL),
-    Check("model.functional_activations", judge=_model(_model_hygiene, "Model activations", ("structure", "step")), **MODEL),
-    Check("model.all_parameters_used", judge=_model(_model_unused, "Model unused modules", ("structure", "step")), **MODEL),
-    Check("model.no_modules_in_forward", judge=_model(_model_created, "Model layers created in forward", ("structure", "step")), **MODEL),
+    # The Model's own level: what lies inside each Block is the Block checks' concern.
+    Check("model.functional_activations", judge=judges.no_stored_modules(what="Model activations", describe=describe, inside="Block"), **MODEL),
+    Check("model.all_parameters_used", judge=judges.all_parameters_used("Model unused modules", describe, inside="Block"), **MODEL),
+    Check("model.no_modules_in_forward", judge=judges.no_modules_created_in_forward("Model layers created in forward", describe, inside="Block"), **MODEL),
     Check("model.from_config", "model_from_config", judge_model_from_config, cells=("resnet",), files=("model_config.yaml",)),
-    Check("augmentation.random", "augmentation", judge_augmentation_random, cells=("augmentation",)),
-    Check("augmentation.output", "augmentation", judge_augmentation_output, cells=("augmentation",)),
+    Check("augmentation.random", "augmentation", data.judge_random_augmentation(3, "datasets.CIFAR10"), cells=("augmentation",)),
+    Check("augmentation.output", "augmentation", data.judge_transform_output("float32", [3, 32, 32], -0.5, 0.5), cells=("augmentation",)),
     Check("training.experiments", judge=judge_experiments, **_table),
-    Check("training.best_accuracy", judge=judge_accuracy, **_table),
-    Check("table.index", judge=judge_table_index, **_table),
-    Check("table.columns", judge=judge_table_columns, **_files),
-    Check("table.values", judge=judge_table_values, **_table),
-    Check("table.best_configs", judge=judge_best_configs, **_files),
+    Check("training.best_accuracy", judge=tables.best_value("test_acc"), **_table),
+    Check("table.index", judge=tables.index_named("name", r"\d{2}", "the experiment folder names as two-digit text ('00', '01', ...)"), **_table),
+    Check("table.columns", judge=tables.columns_from_configs(CONFIGS, METRICS), **_files),
+    Check("table.values", judge=tables.numeric(METRICS, ("train_acc", "test_acc")), **_table),
+    Check("table.best_configs", judge=tables.best_configs(CONFIGS, "test_acc"), **_files),
 ]
