@@ -2,7 +2,7 @@
 
 Trains a small convnet on scikit-learn's digits with hw_utils.train, exactly as
 a student trains on CIFAR-10, and writes demo_out/ with the files a student gets;
-then grades sample HW4 and HW2 submissions in the sandbox, as a grader would.
+then grades sample HW4, HW2 and HW1 submissions in the sandbox, as a grader would.
 """
 from __future__ import annotations
 
@@ -112,11 +112,25 @@ def demo_grading_hw2() -> None:
     print("\n".join(lines[:1]) or feedback.read_text()[:800])
 
 
+def demo_grading_hw1() -> None:
+    print("\n== 4. The same engine grades HW1 (CNN basics on MNIST) ==")
+    from demo import hw1_samples
+
+    graded = grade_samples("hw1", hw1_samples, {"flawed_softmax": "shallow_softmax",
+                                                "flawed_padding": "q1b_padding_kept",
+                                                "flawed_no_skip": "skip_missing"})
+    feedback = graded / "flawed_padding" / "feedback.md"
+    print(f"\nWhat the student who kept the padding in (b) reads ({feedback}):")
+    lines = [line for line in feedback.read_text().splitlines() if "first wrong one" in line]
+    print("\n".join(lines[:1]) or feedback.read_text()[:800])
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     demo_training()
     demo_grading()
     demo_grading_hw2()
+    demo_grading_hw1()
     return 0
 
 
