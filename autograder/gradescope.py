@@ -111,7 +111,6 @@ class _Recorder:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.unsafe = False  # nothing runs here; the measuring sandbox decides
 
     def run(self, cells, probes, probes_path, files, limits):
         from .sandbox import RunResult
@@ -130,9 +129,8 @@ class _Recorder:
 class _Replay:
     """Stands in for the sandbox in the judge step: returns what the measure step measured."""
 
-    def __init__(self, job: dict | None, result, unsafe: bool = False):
+    def __init__(self, job: dict | None, result):
         self.job, self.result = job, result
-        self.unsafe = unsafe  # whether the measuring sandbox ran without isolation
 
     def run(self, cells, probes, probes_path, files, limits):
         from .sandbox import RunResult, SandboxError
@@ -172,7 +170,7 @@ def grade_in_container(assignment_name: str, submission: Path, python: str = sys
                                      {name: Path(p) for name, p in job["files"].items()}, limits)
         from .pipeline import grade  # the checks (and torch) load only now
 
-        return grade(Path(submission), load_assignment(assignment_name), _Replay(job, result, unsafe_no_isolation))
+        return grade(Path(submission), load_assignment(assignment_name), _Replay(job, result))
 
 
 if __name__ == "__main__":  # python -m autograder.gradescope plan ASSIGNMENT SUBMISSION FOLDER

@@ -64,7 +64,7 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     results = scoring.resolve(list(assignment.items), verdicts)
     flags = [f"tampering: {f}" for f in findings] + list(run.flags) + mismatches
     flags += [f"rule: {v.message}" for v in rules.values() if not v.passed]
-    incidents = ([UNSAFE_NOTE] if sandbox.unsafe else []) + list(run.incidents)  # shown in the feedback too
+    incidents = ([UNSAFE_NOTE] if UNSAFE_NOTE in run.isolation else []) + list(run.incidents)  # shown in the feedback too
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
                   notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags)
 
