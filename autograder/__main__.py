@@ -4,6 +4,7 @@
     python -m autograder grade-all SUBMISSIONS --assignment hwN --out DIR [--jobs N] [--force] [--dask ADDRESS]
     python -m autograder gradescope-bundle hwN -o hwN_autograder.zip
     python -m autograder gradescope-run --assignment hwN --submission DIR --results results.json   (inside the bundle)
+    python -m autograder release hwN [--out DIR]       (the student release: nbgrader + hw_utils + public checks)
 
 Exit status: 0 when grading completed (whatever the scores), 2 for usage errors.
 """
@@ -96,6 +97,18 @@ def _gradescope_run(args) -> int:
     return 0
 
 
+def _release(args) -> int:
+    from .release import ReleaseError, make_release
+
+    _assignment(args.assignment)
+    try:
+        target = make_release(args.assignment, Path(args.out) if args.out else None)
+    except ReleaseError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {target}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade homework submissions in a sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +140,11 @@ def main(argv=None) -> int:
     run.add_argument("--submission", required=True)
     run.add_argument("--results", required=True)
     run.set_defaults(func=_gradescope_run)
+
+    release = commands.add_parser("release", help="make the student release of a homework (release/hwN/)")
+    release.add_argument("assignment", help=f"one of: {names}")
+    release.add_argument("--out", help="folder to write hwN/ into (default: release/)")
+    release.set_defaults(func=_release)
 
     args = parser.parse_args(argv)
     try:
