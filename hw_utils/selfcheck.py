@@ -17,6 +17,7 @@ Nothing here decides a grade: the autograder does, in its sandbox.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import os
@@ -254,7 +255,7 @@ def check_notebook_cells(nb, assignment) -> tuple[dict[str, str], list[str]]:
 def self_check(folder: Path, assignment, nb_path: Path, kit: Path | None = None) -> SelfCheck:
     """Run the public checks of `assignment` on the notebook `nb_path` and the files beside it."""
     from checklib import job, scoring
-    from checklib.cells import SubmissionError, read_notebook
+    from checklib.cells import SubmissionError, read_notebook, setup_source
     from checklib.checks import Verdict
 
     start = time.monotonic()
@@ -269,10 +270,13 @@ def self_check(folder: Path, assignment, nb_path: Path, kit: Path | None = None)
         return SelfCheck(assignment.name, scoring.resolve(list(assignment.items), verdicts), [str(err)],
                          time.monotonic() - start)
     cells, problems = check_notebook_cells(nb, assignment)
+    if not assignment.setup_source:  # a release reads it from HW4.ipynb; this one may be 'HW4 (1).ipynb'
+        try:
+            assignment = dataclasses.replace(assignment, setup_source=setup_source(nb_path, assignment.setup_cell))
+        except (SubmissionError, LookupError, OSError):
+            problems.append(f"The locked setup cell (the first code cell, with the imports) was not found in "
+                            f"{nb_path.name}, so the checks ran without it: copy it back from the original notebook.")
     to_run, probes = job.plan(assignment, cells, files)
-    if not assignment.setup_source:
-        problems.append(f"The setup cell ('{assignment.setup_cell}') of {assignment.notebook} could not be read, "
-                        "so the checks ran without the homework's imports.")
     others = {name: path for name, path in files.items() if name != assignment.notebook}
     run = run_in_subprocess(to_run, probes, assignment.probes_path, others, assignment.limits, kit)
     verdicts = {**job.judge_rules(problems, cells, assignment), **job.judge_checks(assignment, cells, files, run)}

@@ -7,8 +7,9 @@ In order, it
   1. checks the notebook: valid, saved after its last run, '# AUTOGRADED' cells
      intact and not duplicated, no new imports in them, every code cell run in
      order without errors;
-  2. runs the public checks of the assignment (the same check definitions the
-     autograder uses; hidden checks are not in the release) and prints a table;
+  2. runs the public checks of the assignment with hw_utils.selfcheck (the same
+     check definitions the autograder uses, in a plain subprocess; no part of the
+     grader's engine; hidden checks are not in the release) and prints a table;
   3. collects the files the assignment asks for, saying how to make a missing one;
   4. writes HWN_submission.zip (files at its root) and HWN.pdf (no LaTeX needed).
 Problems marked ✗ stop it before anything is written (override with --force);
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from hw_utils.selfcheck import Finding, find_files, find_notebook, kit_root, report_text, self_check
