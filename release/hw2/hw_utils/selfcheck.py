@@ -68,17 +68,20 @@ def kit_root(start: Path) -> Path:
 
 
 def find_notebook(folder: Path, expected: str) -> tuple[Path | None, list[Finding]]:
-    """The notebook to check, with the grader's tolerance: `expected` (e.g. HW4.ipynb)
-    or else the one notebook of the folder (e.g. 'HW4 (1).ipynb' after a download)."""
+    """The notebook to check, with the grader's tolerance: `expected` (e.g. HW4.ipynb), else
+    a copy of it ('HW4 (1).ipynb' after a download, 'Copy of HW4.ipynb' on Colab), else the
+    folder's only notebook (the grader, too, takes a submission's notebook by any name)."""
     exact = folder / expected
     if exact.is_file():
         return exact, []
     others = sorted(p for p in folder.glob("*.ipynb") if not p.name.endswith(".nbconvert.ipynb"))
-    close = difflib.get_close_matches(expected, [p.name for p in others], n=1, cutoff=0.6)
-    if close:
-        found = folder / close[0]
-        return found, [Finding("warning", f"{expected} not found; checking {found.name} instead (the autograder "
-                                          f"accepts it too). Rename it to {expected} to be safe.")]
+    stem = Path(expected).stem.lower()
+    copies = [p for p in others if stem in p.stem.lower()]
+    if copies or len(others) == 1:
+        found = (copies or others)[0]
+        guess = "Did you mean it? " if copies else "It is the only notebook here. "
+        return found, [Finding("warning", f"{expected} not found; checking {found.name} instead. {guess}"
+                                          f"The autograder accepts it too, but rename it to {expected} to be safe.")]
     listing = f" This folder has: {', '.join(p.name for p in others)}." if others else ""
     return None, [Finding("error", f"{expected} not found in {folder}.{listing} Save the notebook here under that name "
                                    "(on Colab: File > Download > .ipynb, then upload it next to this folder's files).")]
@@ -290,7 +293,7 @@ def report_text(report: SelfCheck, width: int = 100) -> str:
     """Every check with its points; the full message of each one not passed, wrapped."""
     from checklib.scoring import section_totals
 
-    lines = [f"! {note}" for note in report.notes]
+    lines = [wrapped for note in report.notes for wrapped in textwrap.wrap(f"! {note}", width, subsequent_indent="  ")]
     sections, section = section_totals(report.results), None
     for r in report.results:
         if r.section != section:
@@ -306,11 +309,12 @@ def report_text(report: SelfCheck, width: int = 100) -> str:
     pending = [r for r in report.results if r.status == "pending"]
     score, top = sum(r.score for r in checked), sum(r.max_score for r in checked)
     bonus = f" (with {score - top:g} bonus)" if score > top else ""
-    lines.append(f"TOTAL checked here: {score:g} / {top:g}{bonus}  ({report.seconds:.0f} s)")
+    footer = [f"TOTAL checked here: {score:g} / {top:g}{bonus}  ({report.seconds:.0f} s)"]
     if pending:
-        lines.append(f"PENDING: {sum(r.max_score for r in pending):g} more points graded by hand after the deadline "
-                     f"({', '.join(r.name for r in pending)}).")
-    lines.append("These are the public checks only: the autograder runs hidden checks too, and it decides the grade.")
+        footer.append(f"PENDING: {sum(r.max_score for r in pending):g} more points graded by hand after the deadline "
+                      f"({', '.join(r.name for r in pending)}).")
+    footer.append("These are the public checks only: the autograder runs hidden checks too, and it decides the grade.")
+    lines += [wrapped for line in footer for wrapped in textwrap.wrap(line, width, subsequent_indent="  ")]
     return "\n".join(lines)
 
 
