@@ -96,6 +96,8 @@ def find_files(folder: Path, assignment) -> tuple[dict[str, Path], list[Finding]
     present = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
                if p.is_file() and not any(part.startswith(".") or part in ("hw_utils", "checklib", "assignments", "data")
                                           for part in p.relative_to(folder).parts)]
+    required = {spec["name"] for spec in assignment.required_files}
+    strays = [name for name in present if name not in required]  # a required file is never another's near miss
     for spec in assignment.required_files:
         name = spec["name"]
         if name == assignment.notebook:
@@ -104,7 +106,7 @@ def find_files(folder: Path, assignment) -> tuple[dict[str, Path], list[Finding]
         if found is not None:
             files[name] = found
             continue
-        close = difflib.get_close_matches(name, present, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name, strays, n=1, cutoff=0.75)
         hint = f" Did you mean {close[0]}? Rename it to {name}: the autograder looks for that exact name." if close else ""
         findings.append(Finding("error", f"{name} is missing.{hint} {spec.get('how', '')}".rstrip()))
     return files, findings
