@@ -93,8 +93,8 @@ def next_run(results_dir, model_config: dict, train_config: dict) -> str:
     return save_path.as_posix()
 
 
-def list_runs(results_dir) -> list[RunInfo]:
-    """Print one line per run folder (state, epochs, last test accuracy) and return them."""
+def list_runs(results_dir) -> None:
+    """Print one line per run folder: its state, epochs and last test accuracy."""
     runs = [run_info(results_dir, name) for name in run_names(results_dir)]
     for run in runs:
         acc = f"test_acc {run.test_acc:.4f}" if run.test_acc is not None else ""
@@ -102,7 +102,6 @@ def list_runs(results_dir) -> list[RunInfo]:
         print(f"{Path(results_dir).as_posix()}/{run.name}  {run.state:<10}  epoch {run.epoch}/{total}  {acc}".rstrip())
     if not runs:
         print(f"no runs in {results_dir}")
-    return runs
 
 
 def remove_runs(results_dir, names=(), unfinished: bool = True) -> list[str]:

@@ -77,7 +77,8 @@ def test_the_saved_notebook_keeps_a_png_learning_curve_and_a_text_epoch_log(exec
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1                                    # one image, redrawn in place
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert re.search(r"epoch 1/2: train_loss \d\.\d{4} {2}test_loss", text) and "epoch 2/2:" in text
+    assert re.search(r"epoch 1/2: train loss \d\.\d{4} acc \d\.\d{4}, test loss \d\.\d{4} acc", text)
+    assert "epoch 2/2: train loss" in text
     assert "application/vnd.jupyter.widget-view+json" not in str(outputs)   # no widget that a PDF would lose
     assert "<Figure size" not in str(outputs)
     png = (folder / "results" / "00" / "learning_curves.png").read_bytes()
@@ -92,8 +93,20 @@ def test_the_pdf_shows_the_learning_curve_and_the_epoch_log(executed):
                           timeout=900, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert (folder / "HW4.pdf").is_file(), proc.stdout + proc.stderr
     text = subprocess.run(["pdftotext", "-layout", str(folder / "HW4.pdf"), "-"], capture_output=True, text=True).stdout
-    assert "epoch 1/2: train_loss" in text and "epoch 2/2: train_loss" in text
+    assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text
     listing = subprocess.run(["pdfimages", "-list", str(folder / "HW4.pdf")], capture_output=True, text=True).stdout
     sizes = [tuple(map(int, line.split()[3:5])) for line in listing.splitlines()[2:] if line.split()[2] == "image"]
     assert (1000, 360) in sizes, listing      # the 10 x 3.6 inch curves at 100 dpi
-    assert "base_channels" in text             # the table's headers are whole words
+
+
+def test_pdf_table_headers_break_only_between_words_and_wide_tables_are_scaled():
+    from hw_utils.pdf import PRINT_CSS, notebook_html
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("table")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", execution_count=1, data={
+        "text/html": "<table><thead><tr><th>lr_scheduler_config</th><th>test_acc</th></tr></thead>"
+                     "<tbody><tr><td>{}</td><td>0.9</td></tr></tbody></table>", "text/plain": "table"})]
+    html = notebook_html(nb)
+    assert "<th>lr_<wbr>scheduler_<wbr>config</th>" in html and "<th>test_<wbr>acc</th>" in html
+    assert "th { overflow-wrap: normal; word-break: normal; }" in PRINT_CSS   # never inside a word
+    assert "table.style.zoom" in PRINT_CSS                                    # too wide: scaled to the page

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from hw_utils import Tracker, list_runs, next_run, remove_runs
+from hw_utils.runs import run_info, run_names
 from hw_utils.io import save_pickle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +63,8 @@ def test_list_and_remove_runs_renumber_the_rest(tmp_path, capsys):
     results = tmp_path / "results"
     for name, epoch in (("00", 3), ("01", 1), ("02", 3), ("03", 0), ("04", 3)):
         fake_run(results, name, epoch)
-    states = [(r.name, r.state, r.epoch) for r in list_runs(results)]
+    list_runs(results)
+    states = [(r.name, r.state, r.epoch) for r in (run_info(results, n) for n in run_names(results))]
     assert states == [("00", "finished", 3), ("01", "unfinished", 1), ("02", "finished", 3), ("03", "empty", 0),
                       ("04", "finished", 3)]
     assert "results/01  unfinished  epoch 1/3" in capsys.readouterr().out

@@ -175,9 +175,8 @@ def train(
             else:
                 scheduler.step()
         tracker.update(train_loss, test_loss, train_acc, test_acc)  # redraws the curves (see Tracker.plot)
-        print(f"epoch {tracker.epoch:>{len(str(n_epochs))}}/{n_epochs}: train_loss {train_loss:.4f}  "
-              f"test_loss {test_loss:.4f}  train_acc {train_acc:.4f}  test_acc {test_acc:.4f}  "
-              f"({time.monotonic() - started:.1f} s)", flush=True)
+        print(f"epoch {tracker.epoch:>{len(str(n_epochs))}}/{n_epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} ({time.monotonic() - started:.1f} s)", flush=True)
 
         finished = tracker.epoch == n_epochs
         _save_state(last_path, settings, finished, model, optimizer, scheduler, scaler, tracker, loader_rng)
@@ -195,7 +194,7 @@ def run_title(save_path, model, optim_name, optim_config, lr_scheduler_name, lr_
         return f"{name}({', '.join(f'{k}={v}' for k, v in config.items())})"
 
     params = sum(p.numel() for p in model.parameters())
-    parts = [f"{save_path.as_posix()}: {type(model).__name__} ({params / 1e6:.2f}M parameters)",
+    parts = [f"{save_path.as_posix()}: {type(model).__name__} ({params:,} parameters)",
              call(optim_name, optim_config)]
     if lr_scheduler_name:
         parts.append(call(lr_scheduler_name, lr_scheduler_config))
