@@ -44,15 +44,20 @@ def _timestamps(nb) -> list[dt.datetime]:
     return stamps
 
 
-def check_saved(path: Path, nb) -> list[Finding]:
-    stamps = _timestamps(nb)
-    if not stamps:
-        return []
-    last_run = max(stamps)
+def check_saved(path: Path, nb, files: list[Path] = ()) -> list[Finding]:
+    """The notebook on disk holds the latest run: no cell ran after it was saved (when the
+    notebook records run times), and no submitted file was written after it was saved
+    (the table cell that wrote experiments.xlsx ran, but its output was never saved)."""
     saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-    if saved < last_run - dt.timedelta(seconds=2):
-        return [Finding("warning", f"{path.name} on disk is older than your last cell run ({last_run:%Y-%m-%d %H:%M} UTC): "
+    stamps = _timestamps(nb)
+    if stamps and saved < max(stamps) - dt.timedelta(seconds=2):
+        return [Finding("warning", f"{path.name} on disk is older than your last cell run ({max(stamps):%Y-%m-%d %H:%M} UTC): "
                                    "save the notebook (Ctrl+S) so the submission holds your latest work.")]
+    newer = [f for f in files if f != path and f.stat().st_mtime > path.stat().st_mtime + 2]
+    if newer:
+        return [Finding("warning", f"{', '.join(f.name for f in newer[:3])} {'was' if len(newer) == 1 else 'were'} written "
+                                   f"after {path.name} was last saved: save the notebook (Ctrl+S) so it holds the "
+                                   "outputs of the cells that made them.")]
     return []
 
 
@@ -97,7 +102,7 @@ def check_execution(nb) -> list[Finding]:
     return findings
 
 
-def check_notebook(path: Path, assignment) -> tuple[object, list[Finding]]:
+def check_notebook(path: Path, assignment, files: list[Path] = ()) -> tuple[object, list[Finding]]:
     from checklib import cells as notebook
     from hw_utils.selfcheck import cell_titles, name_cells
 
@@ -105,7 +110,7 @@ def check_notebook(path: Path, assignment) -> tuple[object, list[Finding]]:
         nb = notebook.read_notebook(path)
     except notebook.SubmissionError as err:
         return None, [Finding("error", str(err))]
-    findings = check_saved(path, nb)
+    findings = check_saved(path, nb, files)
     titles = cell_titles(assignment)
     cells, problems = notebook.extract_cells(nb, list(assignment.graded_cells))
     for problem in problems:
@@ -197,7 +202,7 @@ def main(argv=None) -> int:
     print(f"1. Notebook {nb_path.name if nb_path else assignment.notebook}")
     nb = None
     if nb_path is not None:
-        nb, more = check_notebook(nb_path, assignment)
+        nb, more = check_notebook(nb_path, assignment, list(find_files(folder, assignment)[0].values()))
         findings += more
     _print(findings) if findings else print("  ✓ valid, graded cells intact, every cell run in order")
 

@@ -203,3 +203,29 @@ def test_pieces_of_one_stream_are_merged_before_long_outputs_are_cut():
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"line {i}\n") for i in range(200)]
     outputs = shorten_outputs(nb).cells[0].outputs
     assert len(outputs) == 1 and "[... 150 lines cut for the PDF ...]" in outputs[0]["text"]
+
+
+def test_a_file_written_after_the_last_save_is_reported(tmp_path):
+    """Jupyter records no run times unless asked to: a result file newer than the saved
+    notebook still shows that the notebook was not saved after the cell that wrote it."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1")])
+    path = tmp_path / "HW4.ipynb"
+    nbformat.write(nb, path)
+    table = tmp_path / "experiments.xlsx"
+    table.write_bytes(b"x")
+    os.utime(path, (time.time() - 600, time.time() - 600))
+    findings = check_saved(path, nb, [path, table])
+    assert findings and "experiments.xlsx was written after HW4.ipynb was last saved" in findings[0].message
+    os.utime(path, None)
+    assert check_saved(path, nb, [path, table]) == []
+
+
+def test_files_written_by_the_helpers_are_readable_by_others(tmp_path):
+    from hw_utils.io import save_yaml
+
+    old = os.umask(0o022)
+    try:
+        save_yaml({"a": 1}, tmp_path / "c.yaml")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.yaml").stat().st_mode & 0o777 == 0o644
