@@ -7,18 +7,22 @@ CIFAR-shaped uint8 images, for the same epochs and batch size:
                             turned into PIL images and transformed per sample
                             (crop, flip) in the main process, a `.item()` host
                             sync every batch, no inference mode;
-  (b) train() + DataLoader  the same per-sample transforms, hw_utils's loop;
+  (b) train() + DataLoader  the same per-sample transforms, hw_utils's default
+                            loop: train metrics from the training pass itself
+                            (the course's second, eval-mode pass over the
+                            training set is train(..., train_eval=True));
   (c) train() + DeviceImages the images kept on the device as uint8, cropped and
                             flipped in whole batches there (hw_utils.data);
   (d) with --fast: (c) plus precision='auto' and channels_last (and --compile).
 
-Each does the same work per epoch: a training pass, an eval pass over the
-training set, a test pass, and checkpoint files.
+Each does per epoch a training pass, a test pass and its checkpoint files; (a)
+also its eval pass over the training set (see (b)).
 
     python benchmarks/train_speed.py                              # CPU, small HW4 model
     python benchmarks/train_speed.py --model hw4 --fast           # the HW4 fast reference model (GPU)
 
     python benchmarks/train_speed.py --cifar-epoch                # also (a) and (b) at one CIFAR-10-sized epoch
+    python benchmarks/train_speed.py --cifar-epoch --repeat 0     # only that
 
 Prints training-set images per second (epochs x train images / wall time) and
 ratios to (a). Timings on a shared machine are noisy: the runs are interleaved
@@ -205,9 +209,10 @@ def main() -> None:
                 runs[name] = min(seconds, runs.get(name, seconds))
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
-    print(f"\nmodel={args.model} device={args.device} ({device_name}) epochs={args.epochs} "
-          f"train={args.n_train} test={args.n_test} batch={args.batch_size} (best of {args.repeat}, interleaved)")
-    report(runs, args.epochs * args.n_train)
+    if runs:  # --repeat 0 times only the CIFAR-10-sized epoch
+        print(f"\nmodel={args.model} device={args.device} ({device_name}) epochs={args.epochs} "
+              f"train={args.n_train} test={args.n_test} batch={args.batch_size} (best of {args.repeat}, interleaved)")
+        report(runs, args.epochs * args.n_train)
 
     if args.cifar_epoch:  # one epoch at CIFAR-10's size, where per-epoch costs weigh least
         big = dict(common, train_data=FakeCIFAR(50_000, TRAIN_TF, seed=3), test_data=FakeCIFAR(10_000, TEST_TF, seed=4),
@@ -215,7 +220,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             runs = {"(a) original loop": timed(lambda: original_loop(f"{tmp}/a", fresh_model(), **big), args.device),
                     "(b) train + DataLoader": timed(lambda: train(f"{tmp}/b", fresh_model(), **big), args.device)}
-        print(f"\none CIFAR-10-sized epoch: train=50000 test=10000 batch={args.batch_size}")
+        print(f"\nmodel={args.model} device={args.device} ({device_name}), one CIFAR-10-sized epoch: "
+              f"train=50000 test=10000 batch={args.batch_size}")
         report(runs, 50_000)
 
 

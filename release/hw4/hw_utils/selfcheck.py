@@ -297,6 +297,7 @@ def report_text(report: SelfCheck, width: int = 100) -> str:
 
     lines = [wrapped for note in report.notes for wrapped in textwrap.wrap(f"! {note}", width, subsequent_indent="  ")]
     sections, section = section_totals(report.results), None
+    shown: dict[str, str] = {}  # error text -> the check whose message showed it in full
     for r in report.results:
         if r.section != section:
             section = r.section
@@ -304,8 +305,13 @@ def report_text(report: SelfCheck, width: int = 100) -> str:
             lines.append(f"-- {section} ({score:g}/{top:g})")
         lines.append(f"{r.score:>5g}/{r.max_score:<5g}  {r.status:<7}  {r.name}")
         if r.status == "failed" and r.output.strip():
-            for paragraph in r.output.strip().splitlines():
-                lines += textwrap.wrap(paragraph, width - 16, initial_indent=" " * 16, subsequent_indent=" " * 18,
+            message, cause = r.output.strip(), _error_part(r.output.strip())
+            if cause in shown:  # one mistake, several checks: its traceback is printed once
+                message = message[: message.rindex(cause)].rstrip() + f" the same error as for '{shown[cause]}' above."
+            elif cause:
+                shown[cause] = r.name
+            for paragraph in message.splitlines():
+                lines += textwrap.wrap(paragraph, width, initial_indent=" " * 16, subsequent_indent=" " * 18,
                                        replace_whitespace=False, drop_whitespace=True) or [""]
     checked = [r for r in report.results if r.status != "pending"]
     pending = [r for r in report.results if r.status == "pending"]
@@ -318,6 +324,15 @@ def report_text(report: SelfCheck, width: int = 100) -> str:
     footer.append("These are the public checks only: the autograder runs hidden checks too, and it decides the grade.")
     lines += [wrapped for line in footer for wrapped in textwrap.wrap(line, width, subsequent_indent="  ")]
     return "\n".join(lines)
+
+
+def _error_part(message: str) -> str:
+    """The traceback a message quotes (after 'raised an error:'), or '' when it quotes none."""
+    marker = "raised an error"
+    if marker not in message:
+        return ""
+    tail = message[message.rindex(marker):]
+    return tail[tail.index(":") + 1:] if ":" in tail and len(tail) > 60 else ""
 
 
 def check(assignment: str | None = None, notebook: str | None = None) -> SelfCheck:

@@ -2,7 +2,10 @@
 
 Each epoch does what the course's original loop did, in the same order:
   1. one training pass over train_data (shuffled),
-  2. loss and accuracy over the *training set* in eval mode (a second pass),
+  2. the training set's loss and accuracy: by default the training pass's own
+     (mean loss and accuracy over its batches, in train mode, as each batch was
+     before its update step); with train_eval=True a second, eval-mode pass over
+     the training set, as the course's loop did (it costs a third of the epoch),
   3. loss and accuracy over test_data,
   4. one scheduler step (ReduceLROnPlateau gets the train loss),
   5. tracker.update(train_loss, test_loss, train_acc, test_acc).
@@ -82,6 +85,7 @@ def train(
     num_workers="auto",
     scheduler_step="auto",
     compile=False,
+    train_eval=False,
 ) -> Tracker:
     """Train `model` and save everything under `save_path`; return the Tracker.
 
@@ -103,6 +107,9 @@ def train(
                      n_epochs and the number of batches per epoch.
       compile:       run the passes through torch.compile (slow first epoch,
                      faster later ones; checkpoints hold the plain model's weights).
+      train_eval:    measure the train loss/accuracy with a second, eval-mode pass
+                     over the training set after each epoch, as the course's loop
+                     did (default False: they come from the training pass itself).
 
     train_data/test_data may be hw_utils.data.DeviceImages (e.g. from
     `cifar10(root, Device)`): then batches come straight from the device, and
@@ -125,11 +132,14 @@ def train(
     save_path = Path(save_path)
     ckpt_dir = save_path / "checkpoints"
     last_path = ckpt_dir / "last.pt"
-    settings = json.dumps(dict(
+    settings = dict(
         model=type(model).__name__, optim_name=optim_name, optim_config=optim_config,
         lr_scheduler_name=lr_scheduler_name, lr_scheduler_config=lr_scheduler_config,
         n_epochs=n_epochs, batch_size=batch_size,
-    ), sort_keys=True, default=str)
+    )
+    if train_eval:  # the train metrics mean something else: a run must not mix both
+        settings["train_eval"] = True
+    settings = json.dumps(settings, sort_keys=True, default=str)
     previous = _previous_run(last_path, settings, resume)
 
     model.to(device)
@@ -166,8 +176,8 @@ def train(
         per_batch = scheduler if scheduler_step == "batch" else None
         train_loss, train_acc = _train_pass(runner, loaders["train"], optimizer, scaler, per_batch,
                                             show_bar=train_pbar, **step)
-        # The course reports train metrics from a second, eval-mode pass (as before).
-        train_loss, train_acc = evaluate(runner, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
+        if train_eval:  # the course's second, eval-mode pass over the training set
+            train_loss, train_acc = evaluate(runner, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
         test_loss, test_acc = evaluate(runner, loaders["test"], show_bar=val_pbar, desc="test", **step)
         if scheduler is not None and scheduler_step == "epoch":
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
