@@ -8,7 +8,6 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from checklib.assignment import Limits, load_assignment
