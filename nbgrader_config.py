@@ -1,5 +1,7 @@
-"""nbgrader configuration for the kit: run `nbgrader generate_assignment hwN --force`
-from the repository root to turn source/hwN/ into the student release in release/hwN/."""
+"""nbgrader configuration for the kit. `python -m autograder release hwN` uses it: it runs
+`nbgrader generate_assignment hwN --force` on a copy of source/hwN/ (the notebook and its
+Makefile) to make the student notebook, then adds hw_utils/, checklib/ and the public check
+data to form release/hwN/ (see autograder/release.py)."""
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.root = "."

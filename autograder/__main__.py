@@ -6,6 +6,7 @@
     python -m autograder gradescope-run --assignment hwN --submission DIR --results results.json   (inside the bundle)
     python -m autograder check-config hwN [hwM ...]
     python -m autograder similarity SUBMISSIONS --assignment hwN --out DIR [--threshold T]
+    python -m autograder release hwN [--out DIR]       (the student release: nbgrader + hw_utils + public checks)
 
 Exit status: 0 when grading completed (whatever the scores), 2 for usage errors, 3 when the
 sandbox cannot isolate student code on this machine (the message says what is missing);
@@ -151,6 +152,18 @@ def _similarity(args) -> int:
     return 0
 
 
+def _release(args) -> int:
+    from .release import ReleaseError, make_release
+
+    _assignment(args.assignment)
+    try:
+        target = make_release(args.assignment, Path(args.out) if args.out else None)
+    except ReleaseError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {target}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade homework submissions in a sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +211,11 @@ def main(argv=None) -> int:
     similar.add_argument("--threshold", type=float, default=0.5,
                          help="pairs sharing at least this fraction of fingerprints are shown (default 0.5)")
     similar.set_defaults(func=_similarity)
+
+    release = commands.add_parser("release", help="make the student release of a homework (release/hwN/)")
+    release.add_argument("assignment", help=f"one of: {names}")
+    release.add_argument("--out", help="folder to write hwN/ into (default: release/)")
+    release.set_defaults(func=_release)
 
     args = parser.parse_args(argv)
     try:

@@ -7,19 +7,27 @@ CIFAR-shaped uint8 images, for the same epochs and batch size:
                             turned into PIL images and transformed per sample
                             (crop, flip) in the main process, a `.item()` host
                             sync every batch, no inference mode;
-  (b) train() + DataLoader  the same per-sample transforms, hw_utils's loop;
+  (b) train() + DataLoader  the same per-sample transforms, hw_utils's default
+                            loop: train metrics from the training pass itself
+                            (the course's second, eval-mode pass over the
+                            training set is train(..., train_eval=True));
   (c) train() + DeviceImages the images kept on the device as uint8, cropped and
                             flipped in whole batches there (hw_utils.data);
   (d) with --fast: (c) plus precision='auto' and channels_last (and --compile).
 
-Each does the same work per epoch: a training pass, an eval pass over the
-training set, a test pass, and checkpoint files.
+Each does per epoch a training pass, a test pass and its checkpoint files; (a)
+also its eval pass over the training set (see (b)).
 
     python benchmarks/train_speed.py                              # CPU, small HW4 model
     python benchmarks/train_speed.py --model hw4 --fast           # the HW4 fast reference model (GPU)
 
+    python benchmarks/train_speed.py --cifar-epoch                # also (a) and (b) at one CIFAR-10-sized epoch
+    python benchmarks/train_speed.py --cifar-epoch --repeat 0     # only that
+
 Prints training-set images per second (epochs x train images / wall time) and
-ratios to (a). Timings on a shared machine are noisy: compare ratios.
+ratios to (a). Timings on a shared machine are noisy: the runs are interleaved
+(a, b, c, a, b, c, ...) --repeat times and each keeps its fastest, so a burst of
+load elsewhere does not land on one side only; compare ratios.
 """
 from __future__ import annotations
 
@@ -160,6 +168,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--fast", action="store_true", help="also time (d): DeviceImages + precision='auto' + channels_last")
     parser.add_argument("--compile", action="store_true", help="with --fast: also torch.compile the model")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repetitions; each run keeps its fastest")
+    parser.add_argument("--cifar-epoch", action="store_true",
+                        help="also time (a) and (b) for one epoch at CIFAR-10's size (50,000 train, 10,000 test images)")
     args = parser.parse_args()
 
     train_data = FakeCIFAR(args.n_train, TRAIN_TF, seed=0)
@@ -175,27 +186,47 @@ def main() -> None:
         model.load_state_dict(initial)
         return model.to(args.device)
 
+    device_common = {**common,
+                     "train_data": DeviceImages(train_data.data, train_data.targets, train=True, device=args.device),
+                     "test_data": DeviceImages(test_data.data, test_data.targets, train=False, device=args.device)}
+    contenders = {
+        "(a) original loop": lambda folder: original_loop(folder, fresh_model(), **common),
+        "(b) train + DataLoader": lambda folder: train(folder, fresh_model(), **common),
+        "(c) train + DeviceImages": lambda folder: train(folder, fresh_model(), **device_common),
+    }
+    if args.fast:
+        contenders["(d) (c) + amp + ch.last" + (" + compile" if args.compile else "")] = lambda folder: train(
+            folder, fresh_model(), precision="auto", channels_last=True, compile=args.compile, **device_common)
+
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         # A short warm-up so neither side pays for first-use initialisation.
         warm = FakeCIFAR(64, TRAIN_TF, seed=2)
         original_loop(f"{tmp}/warm", fresh_model(), **{**common, "train_data": warm, "test_data": warm, "n_epochs": 1})
-        runs["(a) original loop"] = timed(lambda: original_loop(f"{tmp}/orig", fresh_model(), **common), args.device)
-        runs["(b) train + DataLoader"] = timed(lambda: train(f"{tmp}/loader", fresh_model(), **common), args.device)
-        device_common = {**common,
-                         "train_data": DeviceImages(train_data.data, train_data.targets, train=True, device=args.device),
-                         "test_data": DeviceImages(test_data.data, test_data.targets, train=False, device=args.device)}
-        runs["(c) train + DeviceImages"] = timed(lambda: train(f"{tmp}/device", fresh_model(), **device_common), args.device)
-        if args.fast:
-            label = "(d) (c) + amp + ch.last" + (" + compile" if args.compile else "")
-            runs[label] = timed(lambda: train(f"{tmp}/fast", fresh_model(), precision="auto", channels_last=True,
-                                              compile=args.compile, **device_common), args.device)
+        for rep in range(args.repeat):
+            for i, (name, run) in enumerate(contenders.items()):
+                seconds = timed(lambda: run(f"{tmp}/{rep}-{i}"), args.device)
+                runs[name] = min(seconds, runs.get(name, seconds))
 
-    images = args.epochs * args.n_train
-    base = images / runs["(a) original loop"]
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
-    print(f"\nmodel={args.model} device={args.device} ({device_name}) epochs={args.epochs} "
-          f"train={args.n_train} test={args.n_test} batch={args.batch_size}")
+    if runs:  # --repeat 0 times only the CIFAR-10-sized epoch
+        print(f"\nmodel={args.model} device={args.device} ({device_name}) epochs={args.epochs} "
+              f"train={args.n_train} test={args.n_test} batch={args.batch_size} (best of {args.repeat}, interleaved)")
+        report(runs, args.epochs * args.n_train)
+
+    if args.cifar_epoch:  # one epoch at CIFAR-10's size, where per-epoch costs weigh least
+        big = dict(common, train_data=FakeCIFAR(50_000, TRAIN_TF, seed=3), test_data=FakeCIFAR(10_000, TEST_TF, seed=4),
+                   n_epochs=1)
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {"(a) original loop": timed(lambda: original_loop(f"{tmp}/a", fresh_model(), **big), args.device),
+                    "(b) train + DataLoader": timed(lambda: train(f"{tmp}/b", fresh_model(), **big), args.device)}
+        print(f"\nmodel={args.model} device={args.device} ({device_name}), one CIFAR-10-sized epoch: "
+              f"train=50000 test=10000 batch={args.batch_size}")
+        report(runs, 50_000)
+
+
+def report(runs: dict, images: int) -> None:
+    base = images / runs["(a) original loop"]
     for name, seconds in runs.items():
         rate = images / seconds
         print(f"  {name:<34} {seconds:8.2f} s  {rate:9.1f} train images/s  ratio {rate / base:5.2f}x")

@@ -5,6 +5,7 @@ the students' self-check (which runs it in a plain subprocess):
 
     plan(assignment, cells, files)          -> the cells to run and the probes to call
     judge_checks(assignment, cells, files, run) -> one Verdict per check
+    judge_rules(problems, cells, assignment)    -> the verdicts of the two rules the engine judges
 
 `cells` maps grade_id -> the student's source, `files` maps a required file's
 name -> its path; `run` is what came back: `run.cells` (cell id -> {"ok", "error"})
@@ -13,7 +14,7 @@ and `run.probes` (probe key -> {"ok", "data" | "error"}).
 from __future__ import annotations
 
 from .assignment import Assignment
-from .cells import TAG, strip_magics
+from .cells import TAG, disallowed_imports, strip_magics
 from .checks import Verdict
 from .probes import decode
 
@@ -62,3 +63,16 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[
                 verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
                                                     f"({type(err).__name__}: {err}).")
     return verdicts
+
+
+def judge_rules(problems: list[str], cells: dict, assignment: Assignment) -> dict[str, Verdict]:
+    """The two rules the engine judges itself: graded cells present (not lost, not
+    duplicated: `problems` from cells.extract_cells) and no imports beyond those allowed."""
+    cell_problems = [p for p in problems if "graded cell" in p]
+    violations = {gid: disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in cells.items()}
+    violations = {gid: names for gid, names in violations.items() if names}
+    imports = Verdict(True, "No imports beyond those allowed.") if not violations else Verdict(
+        False, "Rule violation: graded cells may not import anything new (everything is imported in the first cell); "
+               + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
+    found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
+    return {"rules.imports": imports, "rules.graded_cells": found}

@@ -11,6 +11,7 @@ with images and tables. Engines, in the order 'auto' tries them:
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import tempfile
@@ -87,22 +88,41 @@ def shorten_outputs(nb, max_lines: int = MAX_OUTPUT_LINES, keep: int = KEEP_LINE
     return nb
 
 
-# Paper is narrower than a screen: wrap long code and output lines instead of cutting them.
+# Paper is narrower than a screen: wrap long code and output lines instead of cutting
+# them; lay the page out at the printable width of A4 (210 mm less the margins), so
+# that a table wider than that is found and scaled down to fit (headers wrap only
+# at spaces and after underscores, never inside a word); keep images and table rows whole, but let long cells run
+# across pages rather than leave a page blank.
 PRINT_CSS = """<style>
 @page { size: A4; margin: 12mm; }
+body { width: 186mm; margin: 0 !important; padding: 0 !important; }
 pre, .jp-OutputArea-output pre, .highlight pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
-.jp-Cell { break-inside: avoid-page; }
+img, tr { break-inside: avoid; }
 .jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow: visible !important; }
-.jp-RenderedHTMLCommon table { table-layout: fixed; width: 100%; font-size: 7.5px; }
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; padding: 2px !important; }
-</style>"""
+.jp-RenderedHTMLCommon table { table-layout: auto; font-size: 8px; }
+.jp-RenderedHTMLCommon th { overflow-wrap: normal; word-break: normal; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 2px 4px !important; }
+</style>
+<script>
+addEventListener("load", () => {
+  for (const table of document.querySelectorAll(".jp-RenderedHTMLCommon table")) {
+    const room = table.parentElement.clientWidth;
+    if (table.scrollWidth > room) table.style.zoom = (room / table.scrollWidth).toFixed(3);
+  }
+});
+</script>"""
 
 
 def notebook_html(nb) -> str:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    body = TABLE_HEADER.sub(lambda m: m.group(1) + m.group(2).replace("_", "_<wbr>") + m.group(3), body)
     return body.replace("</head>", PRINT_CSS + "</head>", 1)
+
+
+# A table header cell whose text may break after an underscore (lr_scheduler_config).
+TABLE_HEADER = re.compile(r"(<th[^>]*>)([^<]*)(</th>)")
 
 
 def _print_with_browser(browser: str, html_path: Path, pdf_path: Path) -> None:

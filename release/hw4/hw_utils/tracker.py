@@ -3,11 +3,17 @@
 Compatible with the course's original Tracker: the same attributes, the same
 `update` order of arguments, and a results.pkl holding exactly the six keys
 below. Accuracies are fractions in [0, 1].
+
+The plot is rendered once as a PNG: written to `png_path` (when set) and shown
+in a notebook as an image output (IPython.display.Image), which the saved
+notebook and its PDF keep, unlike a live matplotlib figure. Its title names the
+run (`title`, which train() fills with the folder and the key settings).
 """
 from __future__ import annotations
 
 import io
 import os
+import time
 
 from .io import atomic_write, load_pickle, save_pickle
 
@@ -33,6 +39,10 @@ class Tracker:
         self.test_losses: list[float] = []
         self.train_accs: list[float] = []  # fractions in [0, 1]
         self.test_accs: list[float] = []
+        self.title = ""                  # the plot's title: the run and its key settings
+        self.png_path = None             # where plot() also writes the PNG (None: nowhere)
+        self.min_redraw_s = 0.0          # plot() skips redraws closer together than this (unless forced)
+        self._last_draw = None           # time.monotonic() of the last redraw
         self._display = None             # IPython display handle of the live plot
 
     def update(self, train_loss, test_loss, train_acc, test_acc) -> None:
@@ -90,26 +100,45 @@ class Tracker:
             ax.grid(alpha=0.3)
             ax.legend()
         ax_acc.set_ylim(0, 1)
+        if self.title:
+            fig.suptitle(self.title, fontsize=10)
         return fig
+
+    def png(self) -> bytes:
+        """The learning curves as PNG bytes."""
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
 
     def save_plot(self, path: str | os.PathLike) -> None:
         """Write the learning curves as a PNG (atomically)."""
-        buf = io.BytesIO()
-        self.figure().savefig(buf, format="png", dpi=100)
+        data = self.png()
         with atomic_write(path, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
 
-    def plot(self) -> None:
-        """Draw (or redraw in place) the learning curves in a notebook output."""
-        if not _in_notebook():
+    def plot(self, force: bool = False) -> None:
+        """Render the learning curves once: write them to `png_path` (if set) and, in a
+        notebook, show them as an image that replaces the previous one in place.
+        Redraws closer together than `min_redraw_s` are skipped unless `force`."""
+        now = time.monotonic()
+        if not force and self._last_draw is not None and now - self._last_draw < self.min_redraw_s:
             return
-        from IPython.display import display
+        notebook = _in_notebook()
+        if self.png_path is None and not notebook:
+            return
+        self._last_draw = now
+        data = self.png()
+        if self.png_path is not None:
+            with atomic_write(self.png_path, "wb") as f:
+                f.write(data)
+        if notebook:
+            from IPython.display import Image, display
 
-        fig = self.figure()
-        if self._display is None:
-            self._display = display(fig, display_id=True)
-        else:
-            self._display.update(fig)
+            image = Image(data=data, format="png")
+            if self._display is None:
+                self._display = display(image, display_id=True)
+            else:
+                self._display.update(image)
 
     def __repr__(self) -> str:
         last = ""

@@ -2,7 +2,10 @@
 
 Each epoch does what the course's original loop did, in the same order:
   1. one training pass over train_data (shuffled),
-  2. loss and accuracy over the *training set* in eval mode (a second pass),
+  2. the training set's loss and accuracy: by default the training pass's own
+     (mean loss and accuracy over its batches, in train mode, as each batch was
+     before its update step); with train_eval=True a second, eval-mode pass over
+     the training set, as the course's loop did (it costs a third of the epoch),
   3. loss and accuracy over test_data,
   4. one scheduler step (ReduceLROnPlateau gets the train loss),
   5. tracker.update(train_loss, test_loss, train_acc, test_acc).
@@ -15,7 +18,12 @@ on the device and read once per pass). Files under `save_path`:
     checkpoints/epoch_{N}.pt   model state dict after epoch N (every save_freq epochs)
     checkpoints/last.pt        full training state after the latest epoch (every epoch)
     results.pkl                the tracker's six values (every save_freq epochs)
-    learning_curves.png        loss and accuracy curves (every epoch)
+    learning_curves.png        loss and accuracy curves, titled with the run's settings
+                               (every plot_freq epochs, at most every REDRAW_EVERY_S, and at the end)
+
+Progress is plain text on stdout (one line per epoch; per-batch bars with
+train_pbar/val_pbar), and the curves are a PNG image output, so a saved notebook
+and its PDF keep both.
 """
 from __future__ import annotations
 
@@ -24,13 +32,16 @@ import inspect
 import json
 import os
 import random
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: a notebook widget would not survive in the saved file or the PDF
 
 from .data import DeviceBatches, DeviceImages
 from .device import autocast_dtype, best_device, resolve_precision
@@ -42,6 +53,7 @@ Device = best_device()
 # Schedulers that expect one step per batch rather than per epoch.
 PER_BATCH_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 POSTFIX_EVERY = 25  # batches between progress-bar loss updates (each one syncs the GPU)
+REDRAW_EVERY_S = 20.0  # seconds between learning-curve redraws (each costs a matplotlib render)
 
 
 class TrainingSetupError(ValueError):
@@ -73,6 +85,7 @@ def train(
     num_workers="auto",
     scheduler_step="auto",
     compile=False,
+    train_eval=False,
 ) -> Tracker:
     """Train `model` and save everything under `save_path`; return the Tracker.
 
@@ -94,6 +107,9 @@ def train(
                      n_epochs and the number of batches per epoch.
       compile:       run the passes through torch.compile (slow first epoch,
                      faster later ones; checkpoints hold the plain model's weights).
+      train_eval:    measure the train loss/accuracy with a second, eval-mode pass
+                     over the training set after each epoch, as the course's loop
+                     did (default False: they come from the training pass itself).
 
     train_data/test_data may be hw_utils.data.DeviceImages (e.g. from
     `cifar10(root, Device)`): then batches come straight from the device, and
@@ -116,11 +132,14 @@ def train(
     save_path = Path(save_path)
     ckpt_dir = save_path / "checkpoints"
     last_path = ckpt_dir / "last.pt"
-    settings = json.dumps(dict(
+    settings = dict(
         model=type(model).__name__, optim_name=optim_name, optim_config=optim_config,
         lr_scheduler_name=lr_scheduler_name, lr_scheduler_config=lr_scheduler_config,
         n_epochs=n_epochs, batch_size=batch_size,
-    ), sort_keys=True, default=str)
+    )
+    if train_eval:  # the train metrics mean something else: a run must not mix both
+        settings["train_eval"] = True
+    settings = json.dumps(settings, sort_keys=True, default=str)
     previous = _previous_run(last_path, settings, resume)
 
     model.to(device)
@@ -140,6 +159,10 @@ def train(
     scheduler = sched_cls(optimizer, **lr_scheduler_config) if sched_cls else None
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     tracker = Tracker(n_epochs, plot_freq)
+    tracker.title = run_title(save_path, model, optim_name, optim_config, lr_scheduler_name,
+                              lr_scheduler_config, batch_size, n_epochs)
+    tracker.png_path = save_path / "learning_curves.png"
+    tracker.min_redraw_s = REDRAW_EVERY_S
 
     if previous is not None:
         _restore(previous, model, optimizer, scheduler, scaler, tracker, loader_rng)
@@ -147,32 +170,46 @@ def train(
 
     runner = torch.compile(model) if compile else model  # shares its weights with `model`
     step = dict(device=device, loss_fn=loss_fn, precision=precision, channels_last=channels_last)
-    epochs = tqdm(range(tracker.epoch, n_epochs), desc="epochs", unit="epoch",
-                  initial=tracker.epoch, total=n_epochs)
-    for _ in epochs:
+    tracker._last_draw = time.monotonic()  # the first redraw comes after REDRAW_EVERY_S of training
+    for _ in range(tracker.epoch, n_epochs):
+        started = time.monotonic()
         per_batch = scheduler if scheduler_step == "batch" else None
         train_loss, train_acc = _train_pass(runner, loaders["train"], optimizer, scaler, per_batch,
                                             show_bar=train_pbar, **step)
-        # The course reports train metrics from a second, eval-mode pass (as before).
-        train_loss, train_acc = evaluate(runner, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
+        if train_eval:  # the course's second, eval-mode pass over the training set
+            train_loss, train_acc = evaluate(runner, loaders["train_eval"], show_bar=val_pbar, desc="train eval", **step)
         test_loss, test_acc = evaluate(runner, loaders["test"], show_bar=val_pbar, desc="test", **step)
         if scheduler is not None and scheduler_step == "epoch":
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(train_loss)
             else:
                 scheduler.step()
-        tracker.update(train_loss, test_loss, train_acc, test_acc)
-        epochs.set_postfix(train_loss=f"{train_loss:.3f}", test_loss=f"{test_loss:.3f}",
-                           train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
+        tracker.update(train_loss, test_loss, train_acc, test_acc)  # redraws the curves (see Tracker.plot)
+        print(f"epoch {tracker.epoch:>{len(str(n_epochs))}}/{n_epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} ({time.monotonic() - started:.1f} s)", flush=True)
 
         finished = tracker.epoch == n_epochs
         _save_state(last_path, settings, finished, model, optimizer, scheduler, scaler, tracker, loader_rng)
         if finished or (save_freq and tracker.epoch % save_freq == 0):
             _save_model(model, ckpt_dir / f"epoch_{tracker.epoch}.pt")
             tracker.save_results(save_path / "results.pkl")
-        tracker.save_plot(save_path / "learning_curves.png")
-    epochs.close()
+    tracker.plot(force=True)
     return tracker
+
+
+def run_title(save_path, model, optim_name, optim_config, lr_scheduler_name, lr_scheduler_config,
+              batch_size, n_epochs) -> str:
+    """The learning curves' title: the run's folder and its key settings."""
+    def call(name, config):
+        return f"{name}({', '.join(f'{k}={v}' for k, v in config.items())})"
+
+    params = sum(p.numel() for p in model.parameters())
+    parts = [f"{save_path.as_posix()}: {type(model).__name__} ({params:,} parameters)",
+             call(optim_name, optim_config)]
+    if lr_scheduler_name:
+        parts.append(call(lr_scheduler_name, lr_scheduler_config))
+    parts.append(f"batch {batch_size}, {n_epochs} epochs")
+    return "\n".join(textwrap.wrap(", ".join(parts), 120))
 
 
 # --- one pass over the data ---------------------------------------------------
@@ -197,7 +234,7 @@ def _train_pass(model, loader, optimizer, scaler, per_batch_scheduler, *, device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    bar = tqdm(loader, desc="train", leave=False, disable=not show_bar)
+    bar = tqdm(loader, desc="train", leave=False, disable=not show_bar, file=sys.stdout)
     for i, (x, y) in enumerate(bar):
         x, y = _to_device(x, y, device, channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -226,7 +263,7 @@ def evaluate(model, loader, *, device, loss_fn, precision="fp32", channels_last=
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_bar):
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_bar, file=sys.stdout):
         x, y = _to_device(x, y, device, channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(x)

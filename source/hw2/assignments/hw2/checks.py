@@ -1,1 +1,0 @@
-../../../../assignments/hw2/checks.py

@@ -1,1 +1,0 @@
-../../../../assignments/hw2/probes.py

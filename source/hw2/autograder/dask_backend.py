@@ -1,1 +1,0 @@
-../../../autograder/dask_backend.py

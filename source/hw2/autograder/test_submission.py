@@ -1,1 +1,0 @@
-../../../autograder/test_submission.py

@@ -1,1 +1,0 @@
-../../../checklib/__init__.py

@@ -1,1 +1,0 @@
-../../../checklib/scoring.py

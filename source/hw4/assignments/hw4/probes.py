@@ -1,1 +1,0 @@
-../../../../assignments/hw4/probes.py

@@ -1,1 +1,0 @@
-../../../autograder/__main__.py

@@ -1,1 +1,0 @@
-../../../autograder/zygote.py

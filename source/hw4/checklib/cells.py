@@ -1,1 +1,0 @@
-../../../checklib/cells.py

@@ -1,1 +1,0 @@
-../../../checklib/checks.py

@@ -1,1 +1,0 @@
-../../../hw_utils/__init__.py

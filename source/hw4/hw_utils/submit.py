@@ -1,1 +1,0 @@
-../../../hw_utils/submit.py
