@@ -73,8 +73,17 @@ def strip_magics(source: str) -> str:
     return "\n".join(_MAGIC.sub(r"\1pass  # \2", line) for line in source.splitlines())
 
 
+DYNAMIC_IMPORTS = {"import_module", "__import__", "reload", "find_spec", "spec_from_file_location", "run_module",
+                   "run_path", "load_module", "exec_module"}
+CODE_FROM_TEXT = {"exec", "eval", "compile", "__import__"}
+
+
 def imports_in(source: str) -> list[str]:
-    """Top-level module names imported anywhere in `source` (empty if it does not parse)."""
+    """Modules imported anywhere in `source`, by any means (empty if it does not parse):
+    import statements; __import__ / importlib.import_module (and the like) with a constant
+    name, reported as that module; with a computed name, or code run from a string
+    (exec, eval, compile), or a module taken from sys.modules, reported as the construct
+    itself (e.g. "importlib.import_module(...)"), which no allow-list names."""
     try:
         tree = ast.parse(strip_magics(source))
     except SyntaxError:
@@ -85,8 +94,18 @@ def imports_in(source: str) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.append(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
-            names.append("__import__")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            first = node.args[0] if node.args else None
+            if called in DYNAMIC_IMPORTS and isinstance(first, ast.Constant) and isinstance(first.value, str) \
+                    and called in ("import_module", "__import__"):
+                names.append(first.value)
+            elif called in DYNAMIC_IMPORTS or (isinstance(func, ast.Name) and called in CODE_FROM_TEXT):
+                names.append(f"{ast.unparse(func)}(...)")
+        elif isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, (ast.Name, ast.Attribute)) \
+                and (node.value.id if isinstance(node.value, ast.Name) else node.value.attr) == "sys":
+            names.append("sys.modules")  # also through another module, e.g. os.sys.modules
     return names
 
 

@@ -33,6 +33,40 @@ class Check:
         return json.dumps([self.probe, self.args], sort_keys=True)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One measurement of one setting, as the grader reads it back: its value, or
+    the error that prevented it (never both). Made from a probe's `measure` record."""
+    setting: Any = None
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def of(cls, record: Any, setting: Any = None) -> "Outcome":
+        if isinstance(record, dict) and set(record) == {"error"}:
+            return cls(setting, None, str(record["error"]))
+        if isinstance(record, dict) and set(record) == {"value"}:
+            return cls(setting, record["value"])
+        raise ValueError(f"not a measurement record: {str(record)[:100]}")
+
+
+def outcomes(rows: list[dict], part: str | tuple[str, ...]) -> list[Outcome]:
+    """The outcomes of `part` in each setting of a probe's `each(...)` rows. With
+    several parts, the value is a tuple of their values and the first error wins."""
+    parts = (part,) if isinstance(part, str) else tuple(part)
+    found = []
+    for row in rows:
+        measured = [Outcome.of(row[p], row["setting"]) for p in parts]
+        error = next((o.error for o in measured if not o.ok), None)
+        value = measured[0].value if len(parts) == 1 else tuple(o.value for o in measured)
+        found.append(Outcome(row["setting"], None if error else value, error))
+    return found
+
+
 def judge_each(items: list[dict], test: Callable[[dict], str | None], what: str,
                describe: Callable[[Any], str]) -> Verdict:
     """Judge a probe's measurements of several settings, each {"cfg": ..., ...} or

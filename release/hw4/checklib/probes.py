@@ -72,6 +72,110 @@ def decode(value: Any) -> Any:
     return value
 
 
+# --- typed measurements: a value, or the error that prevented it ----------------------
+
+def measure(fn) -> dict:
+    """{"value": fn()} or {"error": why}: one measurement, isolated from every other.
+    A ProbeError keeps the grader's own words; any other error becomes the
+    student's traceback, trimmed to their cells. The grader reads it back as a
+    `checklib.checks.Outcome`."""
+    from checklib.runner import student_traceback
+
+    try:
+        return {"value": fn()}
+    except ProbeError as err:
+        return {"error": str(err)}
+    except Exception as err:
+        return {"error": student_traceback(err)}
+
+
+def each(settings, **parts) -> list[dict]:
+    """Measure every setting, each part on its own: `parts` maps a part's name to
+    fn(setting, earlier) where `earlier` holds the values of the parts measured
+    before it for that setting (a part whose input failed is reported as failed).
+    Returns [{"setting": s, part: {"value" | "error"}, ...}] in order."""
+    rows = []
+    for setting in settings:
+        row, earlier = {"setting": setting}, {}
+        for name, fn in parts.items():
+            row[name] = measure(lambda: fn(setting, earlier))
+            if "value" in row[name]:
+                earlier[name] = row[name]["value"]
+        rows.append(row)
+    return rows
+
+
+class Needs(ProbeError):
+    """Raised by a part whose input (an earlier part) failed: its own error says which."""
+
+
+def need(earlier: dict, name: str):
+    """The value of the earlier part `name` of this setting, or Needs(...)."""
+    if name not in earlier:
+        raise Needs(f"not measured, because `{name}` failed for this setting (see the check that judges it)")
+    return earlier[name]
+
+
+# --- submitted files as plain data -----------------------------------------------------
+
+def read_json(path, limit: int = 2**20):
+    """A JSON file the student submitted, refusing files over `limit` bytes."""
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        raise ProbeError(f"{path} was not found")
+    if os.path.getsize(path) > limit:
+        raise ProbeError(f"{path} is larger than {limit // 1024} KiB")
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except ValueError as err:
+            raise ProbeError(f"{path} is not valid JSON: {err}") from None
+
+
+def read_yaml(path):
+    """A YAML file as plain data (safe_load: no objects), None when it is missing."""
+    import json
+    import os
+
+    import yaml
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.loads(json.dumps(yaml.safe_load(f), default=str))
+    except yaml.YAMLError as err:
+        raise ProbeError(f"{path} is not valid YAML: {err}") from None
+
+
+def read_table(path) -> dict:
+    """An Excel table (first column the index, kept as text) as plain data."""
+    import pandas as pd
+
+    try:
+        table = pd.read_excel(path, index_col=0, dtype={0: str})
+    except Exception as err:
+        raise ProbeError(f"{path} could not be read as an Excel table: {type(err).__name__}: {err}") from None
+    return {"index_name": table.index.name, "index": [plain(v) for v in table.index],
+            "columns": [str(c) for c in table.columns],
+            "rows": [[plain(v) for v in row] for row in table.itertuples(index=False)]}
+
+
+def plain(value):
+    """A scalar as JSON data: NaN becomes None, numpy and torch scalars numbers, the rest text."""
+    import math
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return None if isinstance(value, float) and math.isnan(value) else value
+    if hasattr(value, "item"):
+        return plain(value.item())
+    return str(value)
+
+
 # --- shared measuring helpers -----------------------------------------------------
 
 def attempt(fn) -> Any:
