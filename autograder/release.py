@@ -92,14 +92,18 @@ def hidden_file_names(folder: Path) -> set[str]:
             and any(s == p.name or s.endswith("/" + p.name) for s in strings)}
 
 
+GRADER_ONLY_KEYS = ("hidden_files",)  # rubric keys that name grader-only material
+
+
 def public_rubric(spec: dict) -> dict:
-    """The rubric without its hidden items (and without sections left empty)."""
+    """The rubric without its hidden items (and without sections left empty), and
+    without the keys that name grader-only material."""
     sections = []
     for section in spec["sections"]:
         items = [item for item in section["items"] if not item.get("hidden")]
         if items:
             sections.append({**section, "items": items})
-    return {**spec, "sections": sections}
+    return {**{k: v for k, v in spec.items() if k not in GRADER_ONLY_KEYS}, "sections": sections}
 
 
 def _add_public_assignment(made: Path, root: Path, name: str) -> None:
