@@ -87,6 +87,20 @@ def _cgroup_mounts() -> dict[str, Path]:
     return mounts
 
 
+def _v1_quota_within(parent: Path, quota_us: int, period_us: int = 100000) -> int:
+    """`quota_us` per `period_us`, but no more than the nearest limited ancestor group
+    allows: cgroup v1 refuses (EINVAL) a quota above it, e.g. under Gradescope's half CPU."""
+    for group in (parent, *parent.parents):
+        try:
+            limit = int((group / "cpu.cfs_quota_us").read_text())
+            period = int((group / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):  # above the hierarchy's root
+            return quota_us
+        if limit > 0:  # -1: no limit at this level
+            return min(quota_us, limit * period_us // period)
+    return quota_us
+
+
 class ChildCgroup:
     """The control group(s) of one child: created with its limits, emptied and removed after."""
 
@@ -105,7 +119,7 @@ class ChildCgroup:
                     (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
                 (pids / "pids.max").write_text(str(PIDS_MAX))
                 (cpu / "cpu.cfs_period_us").write_text("100000")
-                (cpu / "cpu.cfs_quota_us").write_text(str(100000 * CPU_CORES))
+                (cpu / "cpu.cfs_quota_us").write_text(str(_v1_quota_within(cpu.parent, 100000 * CPU_CORES)))
             else:
                 if "" not in mounts:
                     raise OSError("no cgroup v2 mount with controllers and no cgroup v1 memory/pids/cpu hierarchies")

@@ -271,9 +271,11 @@ def test_patched_comparisons_and_always_equal_answers_gain_nothing(hw1, sandbox,
         _edit(nb, "q1_answers", "# AUTOGRADED\n", "# AUTOGRADED\n" + class_code, 1)
         _edit(nb, "q1_answers", "### END SOLUTION", "q1a = {k: _Eq((0, 0, 0)) for k in q1a}\n### END SOLUTION")
     sub = samples.build(tmp_path / "s", samples.MUTANTS["shallow_skips_relu"], notebook_edit=edit)
-    results = by_id(grade(sub, hw1, sandbox))
+    report = grade(sub, hw1, sandbox)
+    results = by_id(report)
     assert results["q1.a"].score == 0 and results["shallow.forward"].status == "failed"
-    assert results["q1.b"].status == "passed"
+    # Replacing torch's functions reaches into the grading process: flagged for a TA, no automatic points.
+    assert any(f.startswith("tampering:") and "torch.allclose" in f for f in report.flags), report.flags
 
 
 @pytest.mark.slow
