@@ -34,13 +34,14 @@ class GradescopeMachine:
         self.results = root / "autograder" / "results" / "results.json"
         self.root = root
 
-    def install(self, assignment: str) -> set:
-        """Build the assignment's bundle and unpack it; returns the names in the zip."""
+    def install(self, assignment: str, **options) -> set:
+        """Build the assignment's bundle (`options` as build_bundle takes them) and unpack
+        it; returns the names in the zip."""
         import zipfile
 
         from autograder.gradescope import build_bundle
 
-        with zipfile.ZipFile(build_bundle(assignment, self.root / f"{assignment}_autograder.zip")) as zf:
+        with zipfile.ZipFile(build_bundle(assignment, self.root / f"{assignment}_autograder.zip", **options)) as zf:
             zf.extractall(self.source)
             return set(zf.namelist())
 

@@ -97,3 +97,24 @@ def test_memory_bomb_is_contained_and_graded(tmp_path):
     # cell's memory is the student's); the bomb's own checks fail.
     tests = {t["tags"][1]: t for t in data["tests"]}
     assert [tests[i]["score"] for i in tests if i.startswith("augmentation.")] == [0, 0]
+
+
+@pytest.mark.slow
+def test_a_container_without_isolation_refuses_in_results_json_unless_the_bundle_allows_it(gradescope, monkeypatch):
+    """Where the sandbox cannot be built (simulated: no cgroups), every student's results.json
+    says the autograder is not set up, and the instructor's reason is in extra_data; a bundle
+    built with --unsafe-no-isolation grades, and says it did so without isolation."""
+    from autograder import container
+
+    monkeypatch.setenv(container.SIMULATE_ENV, "cgroup")
+    hw4_samples.build(gradescope.submission)
+    gradescope.install("hw4")
+    proc, data = gradescope.run()
+    assert proc.returncode == 0 and data["score"] == 0 and data["tests"] == []
+    assert "not set up to grade safely" in data["output"] and "stopped with status" not in data["output"]
+    assert "Refusing to grade" in data["extra_data"]["error"] and "--unsafe-no-isolation" in data["extra_data"]["error"]
+
+    gradescope.install("hw4", unsafe_no_isolation=True)
+    proc, data = gradescope.run()
+    assert proc.returncode == 0 and data["score"] >= automatic_points("hw4"), data["output"]
+    assert any("WITHOUT isolation" in note for note in data["extra_data"]["isolation"])
