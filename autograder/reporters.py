@@ -39,6 +39,14 @@ def score_line(report: Report) -> str:
     return line
 
 
+def rule_violations(report: Report) -> dict[str, float]:
+    """The engine's rules (`rules.*` items) this submission broke, with the points each took off
+    (negative; 0 where the total was already 0). None for a submission not graded at all."""
+    if not_graded(report):
+        return {}
+    return {r.id: r.score for r in report.results if r.id.startswith("rules.") and r.status == "failed"}
+
+
 def gradescope_results(report: Report) -> dict:
     """The Gradescope autograder results format (results.json)."""
     tests = []
@@ -67,7 +75,8 @@ def gradescope_results(report: Report) -> dict:
         "extra_data": {"assignment": report.assignment, "max_score": report.max_score,
                        "sections": {k: {"score": s, "max_score": m} for k, (s, m) in section_totals(report.results).items()},
                        "pending": {r.id: r.max_score for r in pending(report)},
-                       "isolation": report.isolation, "incidents": report.incidents, "flags": report.flags},
+                       "isolation": report.isolation, "incidents": report.incidents, "flags": report.flags,
+                       "rule_violations": rule_violations(report)},
         "tests": tests,
         "leaderboard": [],
     }
@@ -123,7 +132,7 @@ def markdown_feedback(report: Report, student: str | None = None) -> str:
     for note in report.notes + report.incidents:
         out += [f"> {note}", ""]
     if report.flags:
-        out += ["**Flagged for your TA to look at** (this does not change the score above):", "",
+        out += ["**Flagged for your TA to look at** (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):", "",
                 *(f"- {flag}" for flag in report.flags), ""]
     if not_graded(report):
         return "\n".join(out + ["Nothing could be graded automatically; fix the problem above and submit again."]) + "\n"
@@ -152,7 +161,7 @@ def html_feedback(report: Report, student: str | None = None) -> str:
              f"<h1>{esc(_title(report, student))}</h1><p><b>{esc(score_line(report))}</b></p>"]
     parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents]
     if report.flags:
-        parts.append("<p><b>Flagged for your TA to look at</b> (this does not change the score above):</p><ul>"
+        parts.append("<p><b>Flagged for your TA to look at</b> (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):</p><ul>"
                      + "".join(f"<li>{esc(flag)}</li>" for flag in report.flags) + "</ul>")
     if not_graded(report):
         parts.append("<p>Nothing could be graded automatically; fix the problem above and submit again.</p>")

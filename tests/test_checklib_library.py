@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checklib import judges
-from checklib.cells import disallowed_imports
+from checklib.cells import disallowed_imports, imports_in
 from checklib.checks import Outcome, Verdict, outcomes
 from checklib.forward import Role, Weights, matchings, module_parts, roles_data, role_values, seeded_input
 from checklib.probes import MAX_ELEMENTS, ProbeError, decode, each, encode, measure, need
@@ -312,3 +312,33 @@ def test_training_helpers():
     assert judge_checkpoint(good, "x.pt").passed
     assert not judge_checkpoint({"value": {**good["value"], "max_difference": 0.5}}, "x.pt").passed
     assert not judge_checkpoint({"error": "no file x.pt was written"}, "x.pt").passed
+
+
+def test_a_broken_rule_costs_its_deduction_once_and_never_below_zero():
+    items = [RubricItem("a", "A", "S", 8.0), RubricItem("b", "B", "S", 4.0),
+             RubricItem("rules.imports", "Imports", "Rules", 0.0, deduction=10.0)]
+    broken = Verdict(False, "cell 'x' imports math.")
+    full = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(True, "ok"), "rules.imports": broken})
+    assert [r.score for r in full] == [8.0, 4.0, -10.0] and "10 points taken off" in full[2].output
+    low = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(False, "no"), "rules.imports": broken})
+    assert sum(r.score for r in low) == 0 and low[2].score == -8.0 and "cannot go below 0" in low[2].output
+    clean = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(True, "ok"), "rules.imports": Verdict(True, "ok")})
+    assert sum(r.score for r in clean) == 12.0
+    with pytest.raises(ValueError, match="deduction"):
+        RubricItem.from_dict({"id": "rules.imports", "points": 0, "deduction": -1}, "Rules")
+
+
+def test_allowed_imports_are_what_the_setup_cell_imports():
+    import dataclasses
+
+    from checklib.assignment import load_assignment
+
+    every = [load_assignment(name) for name in ("hw1", "hw2", "hw4")]
+    for assignment in every:
+        setup = {name.split(".")[0] for name in imports_in(assignment.setup_source)}
+        assert set(assignment.allowed_imports) == setup | set(assignment.extra_imports)
+        assert disallowed_imports("import torch.nn as tnn\n", list(assignment.allowed_imports)) == []
+        if "math" not in setup:  # the course: nothing new, even from the standard library
+            assert disallowed_imports("import math\n", list(assignment.allowed_imports)) == ["math"]
+    extra = dataclasses.replace(every[0], extra_imports=("scipy",))
+    assert "scipy" in extra.allowed_imports and dataclasses.replace(every[0], setup_source="").allowed_imports == ()
