@@ -2,6 +2,7 @@
 student's methods, measurements isolated per setting and part, judges that fail
 only for their own cause, seeded references a lying module cannot pass, and the
 small rules around them (encode caps, thresholds, zip limits, import detection)."""
+import json
 import zipfile
 
 import pytest
@@ -342,3 +343,52 @@ def test_allowed_imports_are_what_the_setup_cell_imports():
             assert disallowed_imports("import math\n", list(assignment.allowed_imports)) == ["math"]
     extra = dataclasses.replace(every[0], extra_imports=("scipy",))
     assert "scipy" in extra.allowed_imports and dataclasses.replace(every[0], setup_source="").allowed_imports == ()
+
+
+def test_batch_and_epoch_results_are_judged_against_the_graders_numbers():
+    from checklib.training import batch_problem, epochs_problem
+
+    def batch(loss, correct, graph=False):
+        return {"value": {"loss": {"type": "float", "value": loss, "graph": graph}, "num_correct": {"value": correct}}}
+    assert batch_problem(batch(0.5, 3), 0.5, 3, "test_batch") is None
+    assert "computation graph" in batch_problem(batch(0.5, 3, graph=True), 0.5, 3, "train_batch")
+    assert "loss of this batch is 0.400000" in batch_problem(batch(0.5, 3), 0.4, 3, "test_batch")
+    assert "num_correct=2" in batch_problem(batch(0.5, 2), 0.5, 3, "test_batch")
+    assert "raised an error" in batch_problem({"error": "boom"}, 0.5, 3, "test_batch")
+    names = ("num_epochs", "train_loss", "test_acc")
+    result = {"num_epochs": {"value": 2}, "train_loss": [1.0, 0.5], "test_acc": [10.0, 20.0], "shown": {}}
+    assert epochs_problem(result, names, "FitResult") is None
+    assert "lengths" in epochs_problem({**result, "num_epochs": {"value": 15}}, names, "FitResult")
+    broken = {**result, "test_acc": [10.0, float("nan")], "shown": {"test_acc": "[10.0, nan]"}}
+    assert epochs_problem(broken, names, "FitResult").startswith("FitResult.test_acc is [10.0, nan]; expected a list")
+
+
+def test_early_stopping_is_judged_on_the_students_own_values():
+    from checklib.training import judge_early_stopping
+
+    def run(losses, patience, epochs, note=None):
+        setting = {"name": "s", "early_stopping": patience, "num_epochs": epochs, **({"note": note} if note else {})}
+        return Outcome(setting, value={"result": {"test_loss": losses, "shown": {"test_loss": repr(losses)}}})
+    assert judge_early_stopping([run([3.0, 3.0, 3.0], 2, 8), run([3.0, 2.0, 1.0], 1, 3)]).passed
+    late = judge_early_stopping([run([1.0, 2.0, 3.0, 4.0], 2, 6, note="the test loss rises")])
+    assert not late.passed and "must run 3" in late.message and "(the test loss rises)." in late.message
+    assert not judge_early_stopping([Outcome({"name": "s"}, error="boom")]).passed
+
+
+def test_json_images_only_and_saved_tensors(tmp_path):
+    from checklib.data import json_images
+
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"images": [[0] * 16, [16] * 16], "labels": [3, 7]}))
+    images, labels = json_images(path, 4, 1)
+    assert images.shape == (2, 1, 4, 4) and images.min() == -0.5 and images.max() == 0.5 and labels.tolist() == [3, 7]
+    assert json_images(path, 8, 3)[0].shape == (2, 3, 8, 8)
+    seen = []
+    judge = judges.only(lambda s: s["model"] == "A", lambda rows: seen.extend(rows) or Verdict(True, "ok"))
+    assert judge([{"setting": {"model": "A"}}, {"setting": {"model": "B"}}]).passed and len(seen) == 1
+    assert judges.keywords({"kwargs": {"in_channels": 3, "activation": "relu"}}) == "in_channels=3, activation='relu'"
+    torch.save(torch.ones(2), tmp_path / "one.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "many.pt")
+    assert torch.equal(judges.saved_tensors(tmp_path / "one.pt")["course"], torch.ones(2))
+    assert list(judges.saved_tensors(tmp_path / "many.pt")) == ["a"]
+
