@@ -34,6 +34,7 @@ class Report:
     incidents: list[str] = field(default_factory=list)
     isolation: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # for a TA: rule violations, tampering, mismatches
+    accepted: list[str] = field(default_factory=list)  # for the student: what was accepted as the course did
 
     @property
     def score(self) -> float:
@@ -49,7 +50,7 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     with tempfile.TemporaryDirectory(prefix="submission-", dir=scratch_dir()) as tmp:
         try:
             sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
-                                           [f["name"] for f in assignment.required_files])
+                                           list(assignment.required_files))
             if sub.notebook is None:  # nothing to grade: one message, not one per check
                 raise cells.SubmissionError(" ".join(sub.problems))
         except cells.SubmissionError as err:
@@ -66,7 +67,8 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     flags += [f"rule: {v.message}" for v in rules.values() if not v.passed]
     incidents = ([UNSAFE_NOTE] if UNSAFE_NOTE in run.isolation else []) + list(run.incidents)  # shown in the feedback too
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
-                  notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags)
+                  notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags,
+                  accepted=list(sub.accepted))
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:

@@ -57,7 +57,7 @@ def gradescope_results(report: Report) -> dict:
         tests.append({"name": r.name, "number": str(number), "score": r.score, "max_score": r.max_score,
                       "status": "passed" if r.status == "passed" else "failed", "output": r.output,
                       "output_format": "text", "tags": [r.section, r.id], "visibility": r.visibility})
-    notes = report.notes + report.incidents
+    notes = report.notes + report.incidents + report.accepted
     if not_graded(report):
         notes = notes + ["Nothing could be graded automatically; fix the problem above and submit again."]
     later = sum(r.max_score for r in pending(report))
@@ -99,7 +99,7 @@ def write_json(data: dict, path: Path) -> None:
 def text_table(report: Report, width: int = 100) -> str:
     """A per-check table for the terminal: points, status, and the first line of the message."""
     lines = [f"{report.assignment}: {report.submission}"]
-    for note in report.notes + report.incidents:
+    for note in report.notes + report.incidents + report.accepted:
         lines.append(f"  ! {note.splitlines()[0]}")
     for flag in report.flags:
         lines.append(f"  FLAG {flag.splitlines()[0]}")
@@ -129,7 +129,7 @@ def _title(report: Report, student: str | None) -> str:
 def markdown_feedback(report: Report, student: str | None = None) -> str:
     """Feedback for the student: every check with its points and the full message."""
     out = [f"# {_title(report, student)}", "", f"**{score_line(report)}**", ""]
-    for note in report.notes + report.incidents:
+    for note in report.notes + report.incidents + report.accepted:
         out += [f"> {note}", ""]
     if report.flags:
         out += ["**Flagged for your TA to look at** (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):", "",
@@ -159,7 +159,7 @@ def html_feedback(report: Report, student: str | None = None) -> str:
              "pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;margin:.3em 0}.passed{color:#1a7f37}"
              ".failed{color:#c62828}.pending{color:#8a6d00}</style>",
              f"<h1>{esc(_title(report, student))}</h1><p><b>{esc(score_line(report))}</b></p>"]
-    parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents]
+    parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents + report.accepted]
     if report.flags:
         parts.append("<p><b>Flagged for your TA to look at</b> (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):</p><ul>"
                      + "".join(f"<li>{esc(flag)}</li>" for flag in report.flags) + "</ul>")

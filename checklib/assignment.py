@@ -111,6 +111,10 @@ def _validate(name: str, folder: Path, spec: dict, items, checks, complete: bool
                           "no check in checks.py or hidden_checks.py has this id (write one, or mark the item manual: true)")
     cells = set(spec["graded_cells"])
     files = {f["name"] for f in spec.get("required_files", ())}
+    for entry in spec.get("required_files", ()):
+        also = entry.get("also", [])
+        if not isinstance(also, list) or not all(isinstance(n, str) for n in also):
+            raise ConfigError(rubric, f"required_files {entry['name']!r}: also", "a list of other names the file is accepted under")
     _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
     unused = sorted(cells - {c for check in checks for c in check.cells})
     if unused and complete:

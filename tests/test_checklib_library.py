@@ -392,3 +392,15 @@ def test_json_images_only_and_saved_tensors(tmp_path):
     assert torch.equal(judges.saved_tensors(tmp_path / "one.pt")["course"], torch.ones(2))
     assert list(judges.saved_tensors(tmp_path / "many.pt")) == ["a"]
 
+
+def test_a_required_file_is_found_under_its_own_name_first_then_under_an_accepted_one(tmp_path):
+    from checklib.cells import find_required
+
+    entry = {"name": "results/run_K256.json", "also": ["results/run_K258.json"]}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run_K258.json").write_text("{}")
+    assert find_required([tmp_path], entry) == (tmp_path / "results" / "run_K258.json", "results/run_K258.json")
+    (tmp_path / "run_K256.json").write_text("{}")  # a flattened zip: the own name wins, wherever it lies
+    assert find_required([tmp_path], entry) == (tmp_path / "run_K256.json", "results/run_K256.json")
+    assert find_required([tmp_path], "results/other.json") is None
+

@@ -303,6 +303,9 @@ def runs_judge(runs: dict, part: str):
             if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or not isinstance(run.get("results"), dict):
                 return failed(f"{part}: {path} must hold {{'config': ..., 'results': ...}} as run_experiment writes it.")
             want = dict(run_name=name, filters_per_layer=[k], layers_per_block=l, pool_every=4, hidden_dims=[100, 100])
+            course = name.replace("K256", "K258")  # the course's notebook asks for K=[258] once: accepted, as it was
+            if run["config"].get("run_name") == course != name and run["config"].get("filters_per_layer") in ([256], [258]):
+                want.update(run_name=course, filters_per_layer=run["config"]["filters_per_layer"])
             wrong = next((key for key, v in want.items() if not judges.same(run["config"].get(key), v)), None)
             if wrong:
                 return failed(f"{part}: {path} was run with {wrong}={run['config'].get(wrong)!r}; the run named {name} "
