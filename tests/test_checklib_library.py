@@ -404,3 +404,33 @@ def test_a_required_file_is_found_under_its_own_name_first_then_under_an_accepte
     assert find_required([tmp_path], entry) == (tmp_path / "run_K256.json", "results/run_K256.json")
     assert find_required([tmp_path], "results/other.json") is None
 
+
+class _Skip(nn.Module):
+    """A stem, then one block that a skip connection may bypass, then a linear head."""
+
+    def __init__(self, skip=True):
+        super().__init__()
+        self.skip, self.stem, self.bn = skip, nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.body, self.fc = nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.bn(self.stem(x))
+        x = x + self.body(x) if self.skip else self.body(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_call_order_silenced_blocks_and_own_layers():
+    from checklib.forward import call_order, own_roles, own_seeded, silenced
+
+    shape, kinds = [2, 1, 8, 8], ["Conv2d", "BatchNorm2d", "Conv2d", "Linear"]
+    calls = call_order(_Skip(), shape, 0)
+    assert [(c["name"], c["channels"]) for c in calls] == [("stem", 4), ("bn", 4), ("body", 4), ("fc", None)]
+    bypassed = silenced(_Skip(), calls, shape, 0)
+    assert bypassed["kept"] == ["bn", "stem"] and not torch.equal(*bypassed["outputs"])
+    blocked = silenced(_Skip(skip=False), calls, shape, 0)  # nothing reaches the head but its bias
+    assert torch.equal(*blocked["outputs"])
+    assert [(r.name, r.kind) for r in own_roles(_Skip(), kinds)] == list(zip(["stem", "bn", "body", "fc"], kinds))
+    with pytest.raises(ProbeError, match="expected Conv2d, Linear"):
+        own_roles(_Skip(), ["Conv2d", "Linear"])
+    seeded = own_seeded(_Skip(), kinds, 0, shape)
+    assert seeded["runs"] and seeded["runs"][0]["out"]["eval"].shape == (2, 2)
