@@ -242,15 +242,17 @@ def _grade_locally(todo: list[Entry], assignment: Assignment, jobs: int, finishe
 def gradebook_rows(out: Path, entries: list[Entry], assignment: Assignment) -> list[dict]:
     """One row per student, from the results.json files (the batch's only state).
     `flags` lists what a TA must look at (rule violations, tampering, self-reported
-    results that the notebook does not show), "; "-separated; `pending` the points
-    still to be graded by hand."""
+    results that the notebook does not show), "; "-separated; `rule_violations` the rules
+    broken, each with the points it took off (e.g. "rules.imports (-10)"); `pending` the
+    points still to be graded by hand."""
     sections = list(dict.fromkeys(item.section for item in assignment.items))
     rows = []
     for entry in entries:
         path = out / entry.student / "results.json"
         row = {"student": entry.student}
         if not path.is_file():
-            rows.append({**row, "status": "not graded", **{s: None for s in sections}, "total": None, "flags": ""})
+            rows.append({**row, "status": "not graded", **{s: None for s in sections}, "total": None,
+                         "flags": "", "rule_violations": ""})
             continue
         data = json.loads(path.read_text())
         extra = data.get("extra_data", {})
@@ -260,6 +262,7 @@ def gradebook_rows(out: Path, entries: list[Entry], assignment: Assignment) -> l
                    pending=sum(extra.get("pending", {}).values()),
                    grading_seconds=data.get("execution_time"), status=extra.get("status", "graded"),
                    flags="; ".join(extra.get("flags", [])),
+                   rule_violations="; ".join(f"{rule} ({points:g})" for rule, points in extra.get("rule_violations", {}).items()),
                    reason="" if extra.get("status") == "graded" else data.get("output", "")[:300])
         rows.append(row)
     return rows

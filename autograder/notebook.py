@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from checklib.cells import SubmissionError, extract_cells, find_file, read_notebook
+from checklib.cells import SubmissionError, extract_cells, find_file, find_required, read_notebook
 
 MAX_UNZIPPED_BYTES = 512 * 2**20
 MAX_MEMBERS = 2000
@@ -30,6 +30,7 @@ class Submission:
     cells: dict[str, str] = field(default_factory=dict)   # grade_id -> source
     files: dict[str, Path] = field(default_factory=dict)  # required file name -> path
     problems: list[str] = field(default_factory=list)     # notebook-level problems
+    accepted: list[str] = field(default_factory=list)     # notes: files found under a name the rubric also accepts
 
 
 def unpack(path: Path, into: Path) -> Path:
@@ -100,7 +101,7 @@ def read_capped(nb_path: Path) -> nbformat.NotebookNode:
 
 
 def open_submission(path: Path, into: Path, notebook_name: str, graded_ids: list[str],
-                    required_files: list[str]) -> Submission:
+                    required_files: list[str | dict]) -> Submission:
     """A bare notebook is the whole submission: files beside it are not its own
     (in a class folder they belong to other students)."""
     bare = Path(path).suffix == ".ipynb"
@@ -114,10 +115,13 @@ def open_submission(path: Path, into: Path, notebook_name: str, graded_ids: list
         sub.cells, problems = extract_cells(sub.notebook, graded_ids)
         sub.problems += problems
         sub.files[notebook_name] = nb_path
-    for name in required_files:
+    for entry in required_files:  # rubric entries ({name, also}) or names
+        name = entry if isinstance(entry, str) else entry["name"]
         if name == notebook_name or bare:
             continue
-        found = find_file(nb_path.parent if nb_path else folder, name) or find_file(folder, name)
+        found = find_required([nb_path.parent, folder] if nb_path else [folder], entry)
         if found is not None:
-            sub.files[name] = found
+            sub.files[name] = found[0]  # delivered to the sandbox under `name`, whatever it was called
+            if found[1] != name:
+                sub.accepted.append(f"{found[1]} is graded as {name}: the rubric accepts that name too, as the course did.")
     return sub

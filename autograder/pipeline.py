@@ -34,6 +34,7 @@ class Report:
     incidents: list[str] = field(default_factory=list)
     isolation: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # for a TA: rule violations, tampering, mismatches
+    accepted: list[str] = field(default_factory=list)  # for the student: what was accepted as the course did
 
     @property
     def score(self) -> float:
@@ -49,7 +50,7 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     with tempfile.TemporaryDirectory(prefix="submission-", dir=scratch_dir()) as tmp:
         try:
             sub = notebook.open_submission(Path(path), Path(tmp), assignment.notebook, list(assignment.graded_cells),
-                                           [f["name"] for f in assignment.required_files])
+                                           list(assignment.required_files))
             if sub.notebook is None:  # nothing to grade: one message, not one per check
                 raise cells.SubmissionError(" ".join(sub.problems))
         except cells.SubmissionError as err:
@@ -66,7 +67,8 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
     flags += [f"rule: {v.message}" for v in rules.values() if not v.passed]
     incidents = ([UNSAFE_NOTE] if UNSAFE_NOTE in run.isolation else []) + list(run.incidents)  # shown in the feedback too
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
-                  notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags)
+                  notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags,
+                  accepted=list(sub.accepted))
 
 
 def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
@@ -96,11 +98,15 @@ def judge_tampering(findings: list[static.Finding], verdicts: dict[str, Verdict]
 
 
 def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
+    """The engine's own rules. Imports: the course allows nothing that the setup cell does
+    not import (Assignment.allowed_imports); what breaking it costs is the rubric item's
+    `deduction` (scoring.resolve applies it)."""
     cell_problems = [p for p in sub.problems if "graded cell" in p]
-    violations = {gid: cells.disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in sub.cells.items()}
+    allowed = list(assignment.allowed_imports)
+    violations = {gid: cells.disallowed_imports(src, allowed) for gid, src in sub.cells.items()}
     violations = {gid: names for gid, names in violations.items() if names}
-    imports = Verdict(True, "No imports beyond those allowed.") if not violations else Verdict(
-        False, "Rule violation: graded cells may not import anything new (everything is imported in the first cell); "
-               + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
+    imports = Verdict(True, "No imports beyond the setup cell's.") if not violations else Verdict(
+        False, "Rule violation: graded cells may not import anything new (the setup cell imports everything: "
+               f"{', '.join(allowed)}); " + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
     found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
     return {"rules.imports": imports, "rules.graded_cells": found}

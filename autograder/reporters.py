@@ -39,6 +39,14 @@ def score_line(report: Report) -> str:
     return line
 
 
+def rule_violations(report: Report) -> dict[str, float]:
+    """The engine's rules (`rules.*` items) this submission broke, with the points each took off
+    (negative; 0 where the total was already 0). None for a submission not graded at all."""
+    if not_graded(report):
+        return {}
+    return {r.id: r.score for r in report.results if r.id.startswith("rules.") and r.status == "failed"}
+
+
 def gradescope_results(report: Report) -> dict:
     """The Gradescope autograder results format (results.json)."""
     tests = []
@@ -49,7 +57,7 @@ def gradescope_results(report: Report) -> dict:
         tests.append({"name": r.name, "number": str(number), "score": r.score, "max_score": r.max_score,
                       "status": "passed" if r.status == "passed" else "failed", "output": r.output,
                       "output_format": "text", "tags": [r.section, r.id], "visibility": r.visibility})
-    notes = report.notes + report.incidents
+    notes = report.notes + report.incidents + report.accepted
     if not_graded(report):
         notes = notes + ["Nothing could be graded automatically; fix the problem above and submit again."]
     later = sum(r.max_score for r in pending(report))
@@ -67,7 +75,8 @@ def gradescope_results(report: Report) -> dict:
         "extra_data": {"assignment": report.assignment, "max_score": report.max_score,
                        "sections": {k: {"score": s, "max_score": m} for k, (s, m) in section_totals(report.results).items()},
                        "pending": {r.id: r.max_score for r in pending(report)},
-                       "isolation": report.isolation, "incidents": report.incidents, "flags": report.flags},
+                       "isolation": report.isolation, "incidents": report.incidents, "flags": report.flags,
+                       "rule_violations": rule_violations(report)},
         "tests": tests,
         "leaderboard": [],
     }
@@ -90,7 +99,7 @@ def write_json(data: dict, path: Path) -> None:
 def text_table(report: Report, width: int = 100) -> str:
     """A per-check table for the terminal: points, status, and the first line of the message."""
     lines = [f"{report.assignment}: {report.submission}"]
-    for note in report.notes + report.incidents:
+    for note in report.notes + report.incidents + report.accepted:
         lines.append(f"  ! {note.splitlines()[0]}")
     for flag in report.flags:
         lines.append(f"  FLAG {flag.splitlines()[0]}")
@@ -120,10 +129,10 @@ def _title(report: Report, student: str | None) -> str:
 def markdown_feedback(report: Report, student: str | None = None) -> str:
     """Feedback for the student: every check with its points and the full message."""
     out = [f"# {_title(report, student)}", "", f"**{score_line(report)}**", ""]
-    for note in report.notes + report.incidents:
+    for note in report.notes + report.incidents + report.accepted:
         out += [f"> {note}", ""]
     if report.flags:
-        out += ["**Flagged for your TA to look at** (this does not change the score above):", "",
+        out += ["**Flagged for your TA to look at** (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):", "",
                 *(f"- {flag}" for flag in report.flags), ""]
     if not_graded(report):
         return "\n".join(out + ["Nothing could be graded automatically; fix the problem above and submit again."]) + "\n"
@@ -150,9 +159,9 @@ def html_feedback(report: Report, student: str | None = None) -> str:
              "pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;margin:.3em 0}.passed{color:#1a7f37}"
              ".failed{color:#c62828}.pending{color:#8a6d00}</style>",
              f"<h1>{esc(_title(report, student))}</h1><p><b>{esc(score_line(report))}</b></p>"]
-    parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents]
+    parts += [f"<blockquote>{esc(note)}</blockquote>" for note in report.notes + report.incidents + report.accepted]
     if report.flags:
-        parts.append("<p><b>Flagged for your TA to look at</b> (this does not change the score above):</p><ul>"
+        parts.append("<p><b>Flagged for your TA to look at</b> (a flag itself costs nothing; a broken rule's deduction is listed with the checks below):</p><ul>"
                      + "".join(f"<li>{esc(flag)}</li>" for flag in report.flags) + "</ul>")
     if not_graded(report):
         parts.append("<p>Nothing could be graded automatically; fix the problem above and submit again.</p>")

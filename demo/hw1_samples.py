@@ -100,8 +100,9 @@ MUTANTS = {
         "self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())\n"
         "        self.register_forward_hook(lambda m, args, out: out.softmax(dim=1))\n")]},
         frozenset({"ablation.logits"})),
+    # numpy and math are imported by HW1's setup cell, so re-importing them is allowed; random is new.
     "extra_import": Sample("an import in a graded cell", {"deep_cnn": [(
-        "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
+        "# AUTOGRADED\n", "# AUTOGRADED\nimport random\n")]}, frozenset({"rules.imports"})),
 }
 
 

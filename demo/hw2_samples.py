@@ -109,6 +109,9 @@ MUTANTS = {
         frozenset()),
     "extra_import": Sample("an import in a graded cell", {"trainer": [(
         "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
+    # 4, `math` is not imported by the setup cell: new, so it costs the rule's deduction and nothing else.
+    "import_math": Sample("import math in a graded cell", {"trainer": [(
+        "# AUTOGRADED\n", "# AUTOGRADED\nimport math\n")]}, frozenset({"rules.imports"})),
 }
 
 

@@ -97,6 +97,9 @@ MUTANTS = {
         frozenset({"augmentation.output"})),
     "extra_import": Sample("an import in a graded cell", {"resnet": [(
         "# AUTOGRADED\n", "# AUTOGRADED\nimport numpy as np\n")]}, frozenset({"rules.imports"})),
+    # 4, `math` is not imported by the setup cell: new, so it costs the rule's deduction and nothing else.
+    "import_math": Sample("import math in a graded cell", {"resnet": [(
+        "# AUTOGRADED\n", "# AUTOGRADED\nimport math\n")]}, frozenset({"rules.imports"})),
     # One per class of grading defect of issue 12 (each must fail only its own items):
     # 1, a crash in forward for batchnorm=False: structure, hygiene and the Model are still judged.
     "bn_none_crash": Sample("bn1 called even when it is None (batchnorm=False)", {"resnet": [(

@@ -333,7 +333,7 @@ def test_cli_grades_a_submission_zip_with_its_results_folder(hw1, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(archive), "--assignment", "hw1",
                            "--results", str(out)], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lost = sum(i.points for i in hw1.items if i.id in mutant.fails)
+    lost = sum(i.points + i.deduction for i in hw1.items if i.id in mutant.fails)
     assert f"TOTAL {automatic_points(hw1) - lost:g} / 100" in proc.stdout, proc.stdout[-1500:]
     assert json.loads(out.read_text())["score"] == automatic_points(hw1) - lost
 
@@ -346,7 +346,7 @@ def test_gradescope_bundle_grades_hw1_with_its_hidden_checks(gradescope, hw1):
     samples.build(gradescope.submission, mutant)
     proc, data = gradescope.run()
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lost = sum(i.points for i in hw1.items if i.id in mutant.fails)
+    lost = sum(i.points + i.deduction for i in hw1.items if i.id in mutant.fails)
     assert data["score"] == automatic_points(hw1) - lost
     hidden = next(t for t in data["tests"] if "hidden" in t["name"])
     assert hidden["visibility"] == "after_published" and hidden["score"] == 0

@@ -13,6 +13,7 @@ import torch
 
 from checklib.assignment import load_assignment
 from autograder.pipeline import grade
+from autograder.reporters import markdown_feedback
 from autograder.sandbox import KIT_ROOT
 from demo import hw2_samples as samples
 
@@ -60,7 +61,8 @@ def test_each_mutant_loses_exactly_its_rules_points(hw2, sandbox, reference, tmp
     report = grade(samples.build(tmp_path / name, mutant), hw2, sandbox)
     failed = {r.id for r in report.results if r.status == "failed"}
     assert failed == set(mutant.fails), {i: by_id(report)[i].output[:300] for i in failed}
-    lost = sum(by_id(reference)[i].score for i in mutant.fails)
+    lost = sum(by_id(reference)[i].score for i in mutant.fails) + sum(  # a broken rule costs its deduction
+        i.deduction for i in hw2.items if i.id in mutant.fails)
     assert report.score == pytest.approx(reference.score - lost)
     for item in mutant.fails:  # every failure explains itself to the student
         assert len(by_id(report)[item].output) > 30
@@ -281,3 +283,38 @@ def test_harmless_variations_keep_full_marks(hw2, sandbox, tmp_path, variant):
     }[variant]
     report = grade(samples.build(tmp_path / variant, samples.Sample(variant, {"conv_classifier": edits})), hw2, sandbox)
     assert report.score == AUTOMATIC, [(r.id, r.output[:300]) for r in report.results if r.status == "failed"]
+
+
+def _course_run_name(sub, filters):
+    """Rename exp1_2_L8_K256's result file and run to the course notebook's K=[258] spelling."""
+    old = sub / "results" / "exp1_2_L8_K256.json"
+    run = json.loads(old.read_text())
+    run["config"].update(run_name="exp1_2_L8_K258", filters_per_layer=filters)
+    (sub / "results" / "exp1_2_L8_K258.json").write_text(json.dumps(run))
+    old.unlink()
+    return sub
+
+
+@pytest.mark.slow
+def test_the_courses_k258_run_name_keeps_full_marks(hw2, sandbox, reference, tmp_path):
+    """Issue 12, class 7: the course's notebook asks for a run named with K=[258] once; a
+    student who followed it keeps every point, with a note in the feedback."""
+    report = grade(_course_run_name(samples.build(tmp_path / "s"), [258]), hw2, sandbox)
+    assert {r.id: r.score for r in report.results} == {r.id: r.score for r in by_id(reference).values()}
+    assert report.accepted == ["results/exp1_2_L8_K258.json is graded as results/exp1_2_L8_K256.json: "
+                               "the rubric accepts that name too, as the course did."]
+    assert "exp1_2_L8_K258.json is graded as" in markdown_feedback(report)
+
+
+def test_the_k258_name_is_accepted_for_that_run_only(hw2, tmp_path):
+    """Judged in process: found under the 258 name, the run may use K=[256] or [258]; another width fails."""
+    from autograder.notebook import open_submission
+
+    judge = next(c for c in hw2.checks if c.id == "experiments.exp1_2").judge
+    for filters, ok in (([258], True), ([256], True), ([128], False)):
+        sub = _course_run_name(samples.build(tmp_path / f"s{filters[0]}"), filters)
+        opened = open_submission(sub, sub, hw2.notebook, list(hw2.graded_cells), list(hw2.required_files))
+        assert "results/exp1_2_L8_K256.json" in opened.files and len(opened.accepted) == 1
+        runs = {f"exp1_2_{n}": {"value": json.loads(opened.files[f"results/exp1_2_{n}.json"].read_text())}
+                for n in (f"L{l}_K{k}" for l in (2, 4, 8) for k in (32, 64, 128, 256))}
+        assert judge(runs).passed == ok, judge(runs).message

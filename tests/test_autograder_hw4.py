@@ -59,7 +59,8 @@ def test_each_mutant_loses_exactly_its_rules_points(hw4, sandbox, reference, tmp
     report = grade(samples.build(tmp_path / name, mutant), hw4, sandbox)
     failed = {r.id for r in report.results if r.status == "failed"}
     assert failed == set(mutant.fails), by_id(report)
-    lost = sum(by_id(reference)[i].score for i in mutant.fails)
+    lost = sum(by_id(reference)[i].score for i in mutant.fails) + sum(  # a broken rule costs its deduction
+        i.deduction for i in hw4.items if i.id in mutant.fails)
     assert report.score == pytest.approx(reference.score - lost)
     for item in mutant.fails:  # every failure explains itself to the student
         assert len(by_id(report)[item].output) > 30

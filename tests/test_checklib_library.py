@@ -2,6 +2,7 @@
 student's methods, measurements isolated per setting and part, judges that fail
 only for their own cause, seeded references a lying module cannot pass, and the
 small rules around them (encode caps, thresholds, zip limits, import detection)."""
+import json
 import zipfile
 
 import pytest
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checklib import judges
-from checklib.cells import disallowed_imports
+from checklib.cells import disallowed_imports, imports_in
 from checklib.checks import Outcome, Verdict, outcomes
 from checklib.forward import Role, Weights, matchings, module_parts, roles_data, role_values, seeded_input
 from checklib.probes import MAX_ELEMENTS, ProbeError, decode, each, encode, measure, need
@@ -312,3 +313,124 @@ def test_training_helpers():
     assert judge_checkpoint(good, "x.pt").passed
     assert not judge_checkpoint({"value": {**good["value"], "max_difference": 0.5}}, "x.pt").passed
     assert not judge_checkpoint({"error": "no file x.pt was written"}, "x.pt").passed
+
+
+def test_a_broken_rule_costs_its_deduction_once_and_never_below_zero():
+    items = [RubricItem("a", "A", "S", 8.0), RubricItem("b", "B", "S", 4.0),
+             RubricItem("rules.imports", "Imports", "Rules", 0.0, deduction=10.0)]
+    broken = Verdict(False, "cell 'x' imports math.")
+    full = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(True, "ok"), "rules.imports": broken})
+    assert [r.score for r in full] == [8.0, 4.0, -10.0] and "10 points taken off" in full[2].output
+    low = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(False, "no"), "rules.imports": broken})
+    assert sum(r.score for r in low) == 0 and low[2].score == -8.0 and "cannot go below 0" in low[2].output
+    clean = resolve(items, {"a": Verdict(True, "ok"), "b": Verdict(True, "ok"), "rules.imports": Verdict(True, "ok")})
+    assert sum(r.score for r in clean) == 12.0
+    with pytest.raises(ValueError, match="deduction"):
+        RubricItem.from_dict({"id": "rules.imports", "points": 0, "deduction": -1}, "Rules")
+
+
+def test_allowed_imports_are_what_the_setup_cell_imports():
+    import dataclasses
+
+    from checklib.assignment import load_assignment
+
+    every = [load_assignment(name) for name in ("hw1", "hw2", "hw4")]
+    for assignment in every:
+        setup = {name.split(".")[0] for name in imports_in(assignment.setup_source)}
+        assert set(assignment.allowed_imports) == setup | set(assignment.extra_imports)
+        assert disallowed_imports("import torch.nn as tnn\n", list(assignment.allowed_imports)) == []
+        if "math" not in setup:  # the course: nothing new, even from the standard library
+            assert disallowed_imports("import math\n", list(assignment.allowed_imports)) == ["math"]
+    extra = dataclasses.replace(every[0], extra_imports=("scipy",))
+    assert "scipy" in extra.allowed_imports and dataclasses.replace(every[0], setup_source="").allowed_imports == ()
+
+
+def test_batch_and_epoch_results_are_judged_against_the_graders_numbers():
+    from checklib.training import batch_problem, epochs_problem
+
+    def batch(loss, correct, graph=False):
+        return {"value": {"loss": {"type": "float", "value": loss, "graph": graph}, "num_correct": {"value": correct}}}
+    assert batch_problem(batch(0.5, 3), 0.5, 3, "test_batch") is None
+    assert "computation graph" in batch_problem(batch(0.5, 3, graph=True), 0.5, 3, "train_batch")
+    assert "loss of this batch is 0.400000" in batch_problem(batch(0.5, 3), 0.4, 3, "test_batch")
+    assert "num_correct=2" in batch_problem(batch(0.5, 2), 0.5, 3, "test_batch")
+    assert "raised an error" in batch_problem({"error": "boom"}, 0.5, 3, "test_batch")
+    names = ("num_epochs", "train_loss", "test_acc")
+    result = {"num_epochs": {"value": 2}, "train_loss": [1.0, 0.5], "test_acc": [10.0, 20.0], "shown": {}}
+    assert epochs_problem(result, names, "FitResult") is None
+    assert "lengths" in epochs_problem({**result, "num_epochs": {"value": 15}}, names, "FitResult")
+    broken = {**result, "test_acc": [10.0, float("nan")], "shown": {"test_acc": "[10.0, nan]"}}
+    assert epochs_problem(broken, names, "FitResult").startswith("FitResult.test_acc is [10.0, nan]; expected a list")
+
+
+def test_early_stopping_is_judged_on_the_students_own_values():
+    from checklib.training import judge_early_stopping
+
+    def run(losses, patience, epochs, note=None):
+        setting = {"name": "s", "early_stopping": patience, "num_epochs": epochs, **({"note": note} if note else {})}
+        return Outcome(setting, value={"result": {"test_loss": losses, "shown": {"test_loss": repr(losses)}}})
+    assert judge_early_stopping([run([3.0, 3.0, 3.0], 2, 8), run([3.0, 2.0, 1.0], 1, 3)]).passed
+    late = judge_early_stopping([run([1.0, 2.0, 3.0, 4.0], 2, 6, note="the test loss rises")])
+    assert not late.passed and "must run 3" in late.message and "(the test loss rises)." in late.message
+    assert not judge_early_stopping([Outcome({"name": "s"}, error="boom")]).passed
+
+
+def test_json_images_only_and_saved_tensors(tmp_path):
+    from checklib.data import json_images
+
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"images": [[0] * 16, [16] * 16], "labels": [3, 7]}))
+    images, labels = json_images(path, 4, 1)
+    assert images.shape == (2, 1, 4, 4) and images.min() == -0.5 and images.max() == 0.5 and labels.tolist() == [3, 7]
+    assert json_images(path, 8, 3)[0].shape == (2, 3, 8, 8)
+    seen = []
+    judge = judges.only(lambda s: s["model"] == "A", lambda rows: seen.extend(rows) or Verdict(True, "ok"))
+    assert judge([{"setting": {"model": "A"}}, {"setting": {"model": "B"}}]).passed and len(seen) == 1
+    assert judges.keywords({"kwargs": {"in_channels": 3, "activation": "relu"}}) == "in_channels=3, activation='relu'"
+    torch.save(torch.ones(2), tmp_path / "one.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "many.pt")
+    assert torch.equal(judges.saved_tensors(tmp_path / "one.pt")["course"], torch.ones(2))
+    assert list(judges.saved_tensors(tmp_path / "many.pt")) == ["a"]
+
+
+def test_a_required_file_is_found_under_its_own_name_first_then_under_an_accepted_one(tmp_path):
+    from checklib.cells import find_required
+
+    entry = {"name": "results/run_K256.json", "also": ["results/run_K258.json"]}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run_K258.json").write_text("{}")
+    assert find_required([tmp_path], entry) == (tmp_path / "results" / "run_K258.json", "results/run_K258.json")
+    (tmp_path / "run_K256.json").write_text("{}")  # a flattened zip: the own name wins, wherever it lies
+    assert find_required([tmp_path], entry) == (tmp_path / "run_K256.json", "results/run_K256.json")
+    assert find_required([tmp_path], "results/other.json") is None
+
+
+class _Skip(nn.Module):
+    """A stem, then one block that a skip connection may bypass, then a linear head."""
+
+    def __init__(self, skip=True):
+        super().__init__()
+        self.skip, self.stem, self.bn = skip, nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.body, self.fc = nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.bn(self.stem(x))
+        x = x + self.body(x) if self.skip else self.body(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_call_order_silenced_blocks_and_own_layers():
+    from checklib.forward import call_order, own_roles, own_seeded, silenced
+
+    shape, kinds = [2, 1, 8, 8], ["Conv2d", "BatchNorm2d", "Conv2d", "Linear"]
+    calls = call_order(_Skip(), shape, 0)
+    assert [(c["name"], c["channels"]) for c in calls] == [("stem", 4), ("bn", 4), ("body", 4), ("fc", None)]
+    bypassed = silenced(_Skip(), calls, shape, 0)
+    assert bypassed["kept"] == ["bn", "stem"] and not torch.equal(*bypassed["outputs"])
+    blocked = silenced(_Skip(skip=False), calls, shape, 0)  # nothing reaches the head but its bias
+    assert torch.equal(*blocked["outputs"])
+    assert [(r.name, r.kind) for r in own_roles(_Skip(), kinds)] == list(zip(["stem", "bn", "body", "fc"], kinds))
+    with pytest.raises(ProbeError, match="expected Conv2d, Linear"):
+        own_roles(_Skip(), ["Conv2d", "Linear"])
+    seeded = own_seeded(_Skip(), kinds, 0, shape)
+    assert seeded["runs"] and seeded["runs"][0]["out"]["eval"].shape == (2, 2)

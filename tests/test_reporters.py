@@ -72,7 +72,7 @@ def test_a_partly_broken_notebook_keeps_its_per_check_feedback(hw4):
     report = Report(hw4.name, "bo.zip", resolve(list(hw4.items), verdicts), 1.0,
                     notes=["The graded cell 'augmentation' was not found: its first line must be exactly '# AUTOGRADED'."])
     data = gradescope_results(report)
-    assert data["tests"] and all(t["output"].endswith("in its own way") for t in data["tests"])
+    assert data["tests"] and all("in its own way" in t["output"].splitlines()[0] for t in data["tests"])
 
 
 def test_feedback_names_the_student_and_shows_flags(hw4):
@@ -113,3 +113,27 @@ def test_a_damaged_zip_is_called_one(tmp_path):
     other.write_text("hello")
     with pytest.raises(SubmissionError, match="neither a zip file"):
         unpack(other, tmp_path / "out2")
+
+
+def test_a_broken_rule_is_its_own_test_and_its_own_gradebook_column(hw4, tmp_path):
+    """Issue 12, class 4: the import rule costs its rubric deduction, and students and TAs see why."""
+    import jsonschema
+
+    verdicts = {i.id: Verdict(True, "ok", value=1.0) for i in hw4.items}
+    verdicts["rules.imports"] = Verdict(False, "Rule violation: cell 'resnet' imports math.")
+    report = Report(hw4.name, "ann.zip", resolve(list(hw4.items), verdicts), 1.0)
+    deduction = next(i.deduction for i in hw4.items if i.id == "rules.imports")
+    assert deduction > 0 and report.score == all_passed(hw4).score - deduction
+    results = gradescope_results(report)
+    jsonschema.validate(results, SCHEMA)
+    test = next(t for t in results["tests"] if "rules.imports" in t["tags"])
+    assert test["score"] == -deduction and test["status"] == "failed" and "imports math" in test["output"]
+    assert f"-{deduction:g}/0" in markdown_feedback(report) and results["score"] == report.score
+    assert results["extra_data"]["rule_violations"] == {"rules.imports": -deduction}
+    results["extra_data"].update(status="graded")
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "results.json").write_text(json.dumps(results))
+    rows = batch.gradebook_rows(tmp_path, [batch.Entry("ann", tmp_path / "ann.zip"), batch.Entry("bo", tmp_path / "bo.zip")], hw4)
+    assert [r["rule_violations"] for r in rows] == [f"rules.imports (-{deduction:g})", ""]
+    batch.write_gradebook(rows, tmp_path)
+    assert "rule_violations" in (tmp_path / "gradebook.csv").read_text().splitlines()[0]
