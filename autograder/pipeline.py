@@ -59,7 +59,7 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
                           time.monotonic() - start, notes=[str(err)])
         findings = scan_cells(sub, assignment)
         run = _run_in_sandbox(sub, assignment, sandbox)
-        rules = judge_rules(sub, assignment)
+        rules = job.judge_rules(sub.problems, sub.cells, assignment)
         verdicts = {**rules, **judge_tampering(findings, job.judge_checks(assignment, sub.cells, sub.files, run))}
         mismatches = crosscheck.mismatches(assignment.cross_checks, sub.notebook, sub.files)
     results = scoring.resolve(list(assignment.items), verdicts)
@@ -95,18 +95,3 @@ def judge_tampering(findings: list[static.Finding], verdicts: dict[str, Verdict]
            "Every automatic check measures your code in the process these cells ran in, so none of them can be "
            "trusted and they earn no points; a TA will review your submission.")
     return {cid: v if not v.passed else Verdict(False, why) for cid, v in verdicts.items()}
-
-
-def judge_rules(sub, assignment: Assignment) -> dict[str, Verdict]:
-    """The engine's own rules. Imports: the course allows nothing that the setup cell does
-    not import (Assignment.allowed_imports); what breaking it costs is the rubric item's
-    `deduction` (scoring.resolve applies it)."""
-    cell_problems = [p for p in sub.problems if "graded cell" in p]
-    allowed = list(assignment.allowed_imports)
-    violations = {gid: cells.disallowed_imports(src, allowed) for gid, src in sub.cells.items()}
-    violations = {gid: names for gid, names in violations.items() if names}
-    imports = Verdict(True, "No imports beyond the setup cell's.") if not violations else Verdict(
-        False, "Rule violation: graded cells may not import anything new (the setup cell imports everything: "
-               f"{', '.join(allowed)}); " + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
-    found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
-    return {"rules.imports": imports, "rules.graded_cells": found}

@@ -126,3 +126,17 @@ def find_file(folder: Path, name: str, depth: int = 2) -> Path | None:
             if hits:
                 return hits[0]
     return None
+
+
+def find_required(folders: list[Path], entry: str | dict) -> tuple[Path, str] | None:
+    """A required file (a rubric `required_files` entry, or just its name) and the name it
+    was found under: its own name in any of `folders` (searched in order, as find_file
+    does), else one of the entry's `also` names (names the course itself asked for or
+    accepted, e.g. a run name its notebook misspelt). None if neither is there."""
+    entry = {"name": entry} if isinstance(entry, str) else entry
+    for name in [entry["name"], *entry.get("also", ())]:
+        for folder in folders:
+            found = find_file(folder, name)
+            if found is not None:
+                return found, name
+    return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .cells import SubmissionError, setup_source
+from .cells import SubmissionError, imports_in, setup_source
 from .checks import Check
 from .runner import load_module_from
 from .scoring import RubricItem
@@ -50,13 +50,20 @@ class Assignment:
     setup_cell: str
     setup_source: str             # that cell's code, read once from the source notebook
     graded_cells: dict            # grade_id -> {"stub": probe-module function run before the cell}
-    allowed_imports: tuple[str, ...]
     required_files: tuple[dict, ...]
     submission_zip: str
     limits: Limits
     items: tuple[RubricItem, ...]
     checks: tuple[Check, ...]
     cross_checks: tuple[dict, ...] = ()   # self-reported results vs the notebook's outputs (autograder/crosscheck.py)
+    extra_imports: tuple[str, ...] = ()   # rubric's extra_imports: allowed although the setup cell does not import them
+
+    @property
+    def allowed_imports(self) -> tuple[str, ...]:
+        """What graded cells may import: the packages the setup cell imports (the course's
+        rule is that nothing new is imported anywhere), their submodules, and `extra_imports`."""
+        return tuple(sorted({name.split(".")[0] for name in imports_in(self.setup_source)
+                             if all(part.isidentifier() for part in name.split("."))} | set(self.extra_imports)))
 
     @property
     def probes_path(self) -> Path:
@@ -104,6 +111,10 @@ def _validate(name: str, folder: Path, spec: dict, items, checks, complete: bool
                           "no check in checks.py or hidden_checks.py has this id (write one, or mark the item manual: true)")
     cells = set(spec["graded_cells"])
     files = {f["name"] for f in spec.get("required_files", ())}
+    for entry in spec.get("required_files", ()):
+        also = entry.get("also", [])
+        if not isinstance(also, list) or not all(isinstance(n, str) for n in also):
+            raise ConfigError(rubric, f"required_files {entry['name']!r}: also", "a list of other names the file is accepted under")
     _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
     unused = sorted(cells - {c for check in checks for c in check.cells})
     if unused and complete:
@@ -214,7 +225,7 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
         source_notebook=source, setup_cell=spec["setup_cell"],
         setup_source=setup,
         graded_cells={k: v or {} for k, v in spec["graded_cells"].items()},
-        allowed_imports=tuple(spec.get("allowed_imports", ())),
         required_files=tuple(spec.get("required_files", ())), submission_zip=spec["submission_zip"],
         limits=limits, items=items, checks=checks, cross_checks=tuple(spec.get("cross_checks", ())),
+        extra_imports=tuple(spec.get("extra_imports", ())),
     )

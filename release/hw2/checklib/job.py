@@ -67,12 +67,15 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[
 
 def judge_rules(problems: list[str], cells: dict, assignment: Assignment) -> dict[str, Verdict]:
     """The two rules the engine judges itself: graded cells present (not lost, not
-    duplicated: `problems` from cells.extract_cells) and no imports beyond those allowed."""
+    duplicated: `problems` from cells.extract_cells), and no imports: the course allows
+    nothing the setup cell does not import (Assignment.allowed_imports); what breaking it
+    costs is the rubric item's `deduction` (scoring.resolve applies it)."""
     cell_problems = [p for p in problems if "graded cell" in p]
-    violations = {gid: disallowed_imports(src, list(assignment.allowed_imports)) for gid, src in cells.items()}
+    allowed = list(assignment.allowed_imports)
+    violations = {gid: disallowed_imports(src, allowed) for gid, src in cells.items()}
     violations = {gid: names for gid, names in violations.items() if names}
-    imports = Verdict(True, "No imports beyond those allowed.") if not violations else Verdict(
-        False, "Rule violation: graded cells may not import anything new (everything is imported in the first cell); "
-               + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
+    imports = Verdict(True, "No imports beyond the setup cell's.") if not violations else Verdict(
+        False, "Rule violation: graded cells may not import anything new (the setup cell imports everything: "
+               f"{', '.join(allowed)}); " + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
     found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
     return {"rules.imports": imports, "rules.graded_cells": found}

@@ -7,6 +7,8 @@ In the sandbox:
     captured_transforms(ns)  {"train" | "test": {"transforms": [names], "sample": measure(...)}}
 In the grader:
     RANDOM_TRANSFORMS, judge_random_augmentation(min_kinds), judge_transform_output(...)
+Both:
+    json_images(path, size, channels)  small bundled grey images as (N, channels, size, size) in [-0.5, 0.5]
 """
 from __future__ import annotations
 
@@ -118,3 +120,22 @@ def judge_transform_output(dtype: str, shape: list, low: float, high: float, sla
             return failed("The test pipeline gives a different tensor each time for the same image; it must be deterministic.")
         return passed(f"Both pipelines give {dtype} {tuple(shape)} tensors in [{low}, {high}].")
     return judge
+
+
+def json_images(path, size: int, channels: int, levels: float = 16.0):
+    """Images bundled as JSON, {"images": [flat square grey images, values 0..levels],
+    "labels": [...]} (e.g. scikit-learn's digits), as (N, channels, size, size) floats in
+    [-0.5, 0.5] (resized bilinearly, the grey copied to every channel), and their labels."""
+    import json
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    saved = json.loads(Path(path).read_text())
+    images = torch.tensor(saved["images"], dtype=torch.float32)
+    side = int(images.shape[1] ** 0.5)
+    images = images.reshape(-1, 1, side, side) / levels
+    if side != size:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return (images - 0.5).expand(-1, channels, -1, -1).contiguous(), torch.tensor(saved["labels"], dtype=torch.long)

@@ -300,3 +300,89 @@ def module_parts(build, seed: int = 0, parts=("structure", "forward", "step", "s
         "seeded": lambda s, _: seeded_forward(build(s), s["roles"], seed, s["input"], capture=s.get("capture")),
     }
     return {name: table[name] for name in parts}
+
+
+# --- a module's own layers, the order forward calls them, and forward with blocks silenced -----
+
+WEIGHTED = ("Conv2d", "Linear", "BatchNorm2d")  # the kinds of layer whose weights the grader chooses
+
+
+def own_roles(module, kinds) -> list[Role]:
+    """Roles for the module's own weighted layers, in registration order, when their
+    kinds are `kinds`: the grader then judges forward with its own weights in them,
+    whatever their sizes (the sizes are another check's). Raises a ProbeError otherwise."""
+    from checklib.probes import ProbeError
+    from checklib.structure import _slot, kind, walk
+
+    layers = [(name, m) for name, m in walk(module) if kind(m) in WEIGHTED]
+    found = [kind(m) for _, m in layers]
+    if found != list(kinds):
+        raise ProbeError(f"the layers with weights are {', '.join(found) or 'none'} (in the order they are created); "
+                         f"expected {', '.join(kinds)}")
+    return [Role(name or "(top)", kind(m), tuple(_slot(m, "_parameters")["weight"].shape)) for name, m in layers]
+
+
+def own_seeded(module, kinds, seed: int, input_shape) -> dict:
+    """forward in evaluation mode with the grader's seeded weights in the module's own
+    layers (`own_roles`): {"roles": roles_data, "runs": [{"bias", "out"}]}."""
+    from checklib.probes import ProbeError
+
+    roles = own_roles(module, kinds)
+    runs = seeded_forward(module, roles, seed, input_shape, modes=("eval",))
+    if "unmatched" in runs:
+        raise ProbeError(runs["unmatched"])
+    return {"roles": roles_data(roles), "runs": [{"bias": r["bias"], "out": r["out"]} for r in runs["runs"]]}
+
+
+def call_order(module, input_shape, seed: int, limit: int = 10_000) -> list[dict]:
+    """The leaf layers forward calls, in order, on the seeded input in evaluation mode:
+    [{"name", "kind", "channels"}] (out_channels of a convolution, num_features of a batch
+    norm), recorded by hooks set with nn.Module's own register_forward_hook (called unbound)."""
+    from torch import nn
+
+    from checklib.probes import ProbeError
+    from checklib.structure import _slot, kind, set_training, walk
+
+    calls, handles = [], []
+    for name, m in walk(module):
+        if not _slot(m, "_modules"):
+            def hook(mod, args, out, _name=name):
+                attrs = object.__getattribute__(mod, "__dict__")
+                calls.append({"name": _name, "kind": kind(mod), "channels": attrs.get("out_channels", attrs.get("num_features"))})
+            handles.append(nn.Module.register_forward_hook(m, hook))
+    set_training(module, False)
+    try:
+        with torch.no_grad():
+            module(seeded_input(input_shape, seed))
+    finally:
+        for h in handles:
+            h.remove()
+    if len(calls) > limit:
+        raise ProbeError(f"forward called more than {limit:,} layers")
+    return calls
+
+
+def silenced(module, calls, input_shape, seed: int) -> dict:
+    """The outputs on two different seeded inputs once every convolution but the first
+    one called (and the batch norm right after it) has zero weights and biases, in
+    evaluation mode; `calls` is `call_order`'s record. A network whose blocks are
+    bypassed by skip connections still depends on its input; one without them does not."""
+    from checklib.probes import ProbeError
+    from checklib.structure import _slot, kind, set_training, walk
+
+    first_conv = next((i for i, c in enumerate(calls) if c["kind"] == "Conv2d"), None)
+    if first_conv is None:
+        raise ProbeError("forward called no nn.Conv2d")
+    keep = {calls[first_conv]["name"]}
+    if first_conv + 1 < len(calls) and calls[first_conv + 1]["kind"] == "BatchNorm2d":
+        keep.add(calls[first_conv + 1]["name"])
+    with torch.no_grad():
+        for name, m in walk(module):
+            if kind(m) in ("Conv2d", "BatchNorm2d") and name not in keep:
+                for p in _slot(m, "_parameters").values():
+                    if p is not None:
+                        torch.Tensor.zero_(p)
+    set_training(module, False)
+    with torch.no_grad():
+        first, second = (eval_forward(module, input_shape, s) for s in (seed, seed + 1))
+    return {"kept": sorted(keep), "outputs": [first, second]}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import math
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -310,6 +312,24 @@ def number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def only(select: Callable[[Any], bool], judge: Callable[[list], Verdict]) -> Callable[[list], Verdict]:
+    """`judge` applied to the settings `select(setting)` accepts only (the others are other checks')."""
+    return lambda rows: judge([r for r in rows if select(r["setting"])])
+
+
+def keywords(setting) -> str:
+    """A `describe` for settings built from keywords: "in_channels=3, expand=2"."""
+    return ", ".join(f"{k}={v!r}" for k, v in setting["kwargs"].items())
+
+
+@lru_cache(maxsize=None)  # read once per grader process
+def saved_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Expected tensors an instructor saved with torch.save (one tensor, named "course", or
+    a {setting name: tensor} dict), read with weights_only=True."""
+    saved = torch.load(path, weights_only=True)
+    return saved if isinstance(saved, dict) else {"course": saved}
 
 
 def judge_outcome(judge: Callable[[Any], Verdict], what: str):

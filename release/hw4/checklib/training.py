@@ -11,6 +11,9 @@ In the grader:
     replay_sgd(model, x, y, steps, **sgd)   [(loss, correct, state)] after each plain SGD step
     evaluate(model, x, y)                   (mean cross-entropy, accuracy in percent), without gradients
     stop_epoch(losses, patience, limit)     epochs an early-stopping rule runs, given the test losses
+    batch_problem(measured, loss, correct, method)   what is wrong with a returned (loss, num_correct)
+    epochs_problem(result, names, kind)         what is wrong with a fit result's per-epoch lists
+    judge_early_stopping(runs, field)       each run stopped where its OWN per-epoch values say
 """
 from __future__ import annotations
 
@@ -104,6 +107,61 @@ def stop_epoch(losses, patience, limit: int) -> int:
         if patience is not None and waited >= patience:
             return epoch
     return limit
+
+
+def batch_problem(measured, loss: float, correct: int, method: str, tolerance: float = 1e-5) -> str | None:
+    """What is wrong with a measured `{"loss": scalar, "num_correct": scalar}` that `method`
+    returned for one batch, given the loss and count recomputed here; None if nothing."""
+    if "error" in measured:
+        return f"{method} raised an error:\n{measured['error']}"
+    got, count = measured["value"]["loss"], measured["value"]["num_correct"]
+    if got["graph"]:
+        return (f"{method} returned the loss as a tensor that still holds its computation graph; return loss.item() "
+                "(a float), or the graph of every batch stays in memory until the epoch ends.")
+    if got["value"] is None or not math.isclose(got["value"], loss, rel_tol=tolerance, abs_tol=tolerance):
+        return f"{method} returned loss={got['value']}; the loss of this batch is {loss:.6f}."
+    if count["value"] != correct:
+        return f"{method} returned num_correct={count['value']}; {correct} samples are classified correctly."
+    return None
+
+
+def epochs_problem(result: dict, names, kind: str) -> str | None:
+    """What is wrong with a `fields()` measurement of a `kind` (a fit result) whose first field
+    (`names[0]`) counts the epochs and whose others hold one finite number per epoch
+    (losses: the mean of the batch losses; the rest: accuracies in percent)."""
+    n = result[names[0]]["value"]
+    for field in names[1:]:
+        values = result[field]
+        if not isinstance(values, list) or any(v is None or not math.isfinite(v) for v in values):
+            return (f"{kind}.{field} is {result['shown'][field]}; expected a list with one number per epoch "
+                    f"({'the mean of the batch losses' if 'loss' in field else 'the accuracy in percent'}).")
+    lengths = {f: len(result[f]) for f in names[1:]}
+    if any(length != n for length in lengths.values()):
+        return f"{kind}.{names[0]} is {n}, but the lists have lengths {lengths}; both must count the epochs run."
+    return None
+
+
+def judge_early_stopping(runs, field: str = "test_loss"):
+    """Early stopping, judged on the student's OWN per-epoch `field` values (whether they
+    are right is another check's concern). `runs`: Outcomes of fit whose value holds a
+    `fields()` "result" and whose setting gives num_epochs, early_stopping (the patience)
+    and optionally a `note` for the message (what makes that scenario telling)."""
+    from .checks import failed, passed
+
+    for o in runs:
+        s = o.setting
+        if not o.ok:
+            return failed(f"Early stopping: fit raised an error:\n{o.error}")
+        values = o.value["result"][field]
+        if not isinstance(values, list) or not values or any(v is None for v in values):
+            return failed(f"Early stopping: fit returned {field}={o.value['result']['shown'][field]}; expected one number per epoch.")
+        want = stop_epoch(values, s["early_stopping"], s["num_epochs"])
+        if len(values) != want:
+            return failed(f"Early stopping: fit(num_epochs={s['num_epochs']}, early_stopping={s['early_stopping']}) ran "
+                          f"{len(values)} epochs with {field} {[round(v, 4) for v in values]}; by those values it must run "
+                          f"{want}. An epoch improves when its {field} is lower than every earlier one"
+                          + (f" ({s['note']})." if s.get("note") else "."))
+    return passed(f"Early stopping: stops after exactly early_stopping epochs without a {field} improvement, and only then.")
 
 
 # --- stand-ins that record how the student's code uses them (in the sandbox) -----------------------

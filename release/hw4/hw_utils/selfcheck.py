@@ -90,21 +90,21 @@ def find_notebook(folder: Path, expected: str) -> tuple[Path | None, list[Findin
 def find_files(folder: Path, assignment) -> tuple[dict[str, Path], list[Finding]]:
     """The required files (not the notebook), found as the grader finds them, and a
     'did you mean' for each missing one that has a near miss (model_config.yml)."""
-    from checklib.cells import find_file
+    from checklib.cells import find_required
 
     files, findings = {}, []
     present = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
                if p.is_file() and not any(part.startswith(".") or part in ("hw_utils", "checklib", "assignments", "data")
                                           for part in p.relative_to(folder).parts)]
-    required = {spec["name"] for spec in assignment.required_files}
+    required = {n for spec in assignment.required_files for n in (spec["name"], *spec.get("also", ()))}
     strays = [name for name in present if name not in required]  # a required file is never another's near miss
     for spec in assignment.required_files:
         name = spec["name"]
         if name == assignment.notebook:
             continue
-        found = find_file(folder, name)
+        found = find_required([folder], spec)  # its own name, or a name the course also accepted
         if found is not None:
-            files[name] = found
+            files[name] = found[0]
             continue
         close = difflib.get_close_matches(name, strays, n=1, cutoff=0.75)
         hint = f" Did you mean {close[0]}? Rename it to {name}: the autograder looks for that exact name." if close else ""

@@ -116,7 +116,7 @@ def describe(setting) -> str:
 
 def only(models, judge):
     """The judge applied to the settings of the given classes only."""
-    return lambda rows: judge([r for r in rows if r["setting"]["model"] in models])
+    return judges.only(lambda setting: setting["model"] in models, judge)
 
 
 def weighted(rows) -> list[dict]:

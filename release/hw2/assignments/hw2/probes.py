@@ -13,10 +13,10 @@ from collections import namedtuple
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from checklib.data import json_images
 from checklib.forward import as_tensor, probe_modules  # noqa: F401 (probe_modules is called by name)
 from checklib.probes import ProbeError, lookup, measure, read_json
 from checklib.training import fields, read_checkpoint, recording_model, recording_trainer, scalar, state
@@ -27,10 +27,7 @@ FIT_FIELDS = ("num_epochs", "train_loss", "train_acc", "test_loss", "test_acc")
 
 def digits(size: int = 32, channels: int = 3):
     """The bundled digits as (50, channels, size, size) floats in [-0.5, 0.5], and their labels."""
-    saved = json.loads(DIGITS.read_text())
-    images = torch.tensor(saved["images"], dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False) - 0.5
-    return images.expand(-1, channels, -1, -1).contiguous(), torch.tensor(saved["labels"], dtype=torch.long)
+    return json_images(DIGITS, size, channels)
 
 
 def linear_model(seed=0):

@@ -53,10 +53,7 @@ def model(base, expands, act, bn, res, size=32, batch=4):
     return dict(kwargs=kw, input=[batch, 3, size, size], roles=roles_data(layer0_roles(kw)), capture="Block")
 
 
-def describe(s):
-    return ", ".join(f"{k}={v!r}" for k, v in s["kwargs"].items())
-
-
+describe = judges.keywords  # "in_channels=3, expand=2, ..."
 SHAPE_GRID = [block(c, e, a, bn, r, s) for c in (3, 8) for e in (1, 2, 4) for a in ("relu", "gelu", "tanh")
               for bn in (False, True) for r in (False, True) for s in (8, 16)]
 DETAILS = [block(4, e, a, bn, r, 8) for e in (1, 2) for bn in (False, True) for r in (False, True)
