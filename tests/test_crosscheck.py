@@ -27,18 +27,9 @@ def hw4():
 
 def executed(folder, table: pd.DataFrame, logged: list[float]):
     """The submission's notebook with saved outputs: `table` displayed, `logged` test accuracies printed by train."""
-    path = folder / "HW4.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if gid == "table":
-            cell.outputs = [nbformat.v4.new_output("execute_result", execution_count=1, data={
-                "text/html": table.to_html(), "text/plain": table.to_string()})]
-        elif gid == "experiment":
-            bars = "".join(f"\repochs: 100%|##########| 24/24 [01:02<00:00, train_loss=0.412, test_loss=0.533, "
-                           f"train_acc=0.861, test_acc={acc:.3f}]" for acc in logged)
-            cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=bars + "\n")]
-    nbformat.write(nb, path)
+    nb = nbformat.read(folder / "HW4.ipynb", as_version=4)
+    hw4_samples.mark_executed(nb, folder, table, logged)
+    nbformat.write(nb, folder / "HW4.ipynb")
     return folder
 
 
@@ -67,7 +58,7 @@ def test_fabricated_table_is_flagged_for_a_ta_without_changing_the_score(hw4, tm
     claimed = submitted_table(folder)
     real = claimed.assign(test_acc=claimed["test_acc"] * 0.62 / claimed["test_acc"].max())
     executed(folder, real, list(real["test_acc"]))
-    honest = grade(hw4_samples.build(tmp_path / "same_without_outputs"), hw4, NoSandbox())
+    honest = grade(hw4_samples.build(tmp_path / "same_without_outputs", executed=False), hw4, NoSandbox())
     report = grade(folder, hw4, NoSandbox())
     assert report.score == honest.score  # a flag never changes a score
     shown, logged = report.flags
@@ -80,7 +71,7 @@ def test_fabricated_table_is_flagged_for_a_ta_without_changing_the_score(hw4, tm
 
 def test_notebook_without_outputs_is_flagged(hw4, tmp_path):
     # An empty or never-run notebook beside fabricated files (today: 45 points unexamined).
-    report = grade(hw4_samples.build(tmp_path / "cy"), hw4, NoSandbox())
+    report = grade(hw4_samples.build(tmp_path / "cy", executed=False), hw4, NoSandbox())
     assert len(report.flags) == len(hw4.cross_checks)
     assert all("is not supported by the notebook" in f for f in report.flags)
 

