@@ -1,6 +1,6 @@
 """Grading a whole class: find the submissions, grade them in parallel, keep going.
 
-    python -m autograder grade-all SUBMISSIONS --assignment hw4 --out DIR [--jobs N] [--force] [--dask ADDRESS]
+    python -m autograder grade-all SUBMISSIONS --assignment hwN --out DIR [--jobs N] [--force] [--dask ADDRESS]
 
 SUBMISSIONS may be laid out three ways; student ids come from the layout:
   - nbgrader:    SUBMISSIONS/submitted/<student>/<assignment>/   (or SUBMISSIONS is `submitted/`)

@@ -17,7 +17,7 @@ REPORT = pytest.StashKey[object]()
 def pytest_addoption(parser):
     group = parser.getgroup("autograder", "grade one homework submission")
     group.addoption("--submission", help="a submission zip, folder or notebook")
-    group.addoption("--assignment", help="the assignment name, e.g. hw4")
+    group.addoption("--assignment", help="the assignment name (hwN)")
     group.addoption("--results", help="write Gradescope results.json here")
     group.addoption("--unsafe-no-isolation", action="store_true",
                     help="grade even where student code cannot be isolated (results say so)")

@@ -1,4 +1,4 @@
-"""The Gradescope autograder bundle: `python -m autograder gradescope-bundle hw4 -o hw4_autograder.zip`.
+"""The Gradescope autograder bundle: `python -m autograder gradescope-bundle hwN -o hwN_autograder.zip`.
 
 Gradescope unpacks the zip into /autograder/source, runs setup.sh once to build
 its image, then run_autograder for every submission (the student's files in
