@@ -67,18 +67,6 @@ def outcomes(rows: list[dict], part: str | tuple[str, ...]) -> list[Outcome]:
     return found
 
 
-def judge_each(items: list[dict], test: Callable[[dict], str | None], what: str,
-               describe: Callable[[Any], str]) -> Verdict:
-    """Judge a probe's measurements of several settings, each {"cfg": ..., ...} or
-    {"cfg": ..., "error": traceback}: pass when `test` finds nothing wrong with any,
-    else fail on the first problem, naming the setting with `describe(cfg)`."""
-    for item in items:
-        message = f"it raised an error:\n{item['error']}" if "error" in item else test(item)
-        if message:
-            return failed(f"{what}: with {describe(item['cfg'])}, {message}")
-    return passed(f"{what}: correct for all {len(items)} settings tried.")
-
-
 def passed(message: str = "", value: float | None = None) -> Verdict:
     return Verdict(True, message, value)
 

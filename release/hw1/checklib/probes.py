@@ -7,8 +7,9 @@ tensors, which `encode` turns into JSON. Probes measure; they never decide. The
 grader judges what comes back (see `checks.py`), so nothing the student's code
 does to `torch.allclose`, `__eq__` or the assert statement can change a score.
 
-This module also holds the measuring helpers probes share: a description of a
-module tree, a forward trace, and the student-facing lookup of a name.
+This module also holds the measuring helpers probes share (`measure`, `each`,
+`need`, the size-capped file readers) and the student-facing lookup of a name;
+module structure is read by `structure.py`, forward passes by `forward.py`.
 """
 from __future__ import annotations
 
@@ -197,49 +198,3 @@ def lookup(ns: dict, name: str, kind: str = "class"):
     if name not in ns:
         raise ProbeError(f"`{name}` is not defined: the graded cell that should define the {kind} did not run to the end.")
     return ns[name]
-
-
-def describe_modules(module) -> list[dict]:
-    """Every submodule (depth-first, as named), with the settings graders look at."""
-    import torch.nn as nn
-
-    rows = []
-    for name, sub in module.named_modules():
-        row = {"name": name, "type": type(sub).__name__, "torch_module": type(sub).__module__.startswith("torch.nn"),
-               "own_params": sum(p.numel() for p in sub.parameters(recurse=False))}
-        if isinstance(sub, nn.Conv2d):
-            row.update(in_channels=sub.in_channels, out_channels=sub.out_channels, kernel_size=list(sub.kernel_size),
-                       stride=list(sub.stride), padding=list(sub.padding) if not isinstance(sub.padding, str) else sub.padding,
-                       bias=sub.bias is not None)
-        elif isinstance(sub, nn.modules.batchnorm._BatchNorm):
-            row.update(num_features=sub.num_features, eps=float(sub.eps), affine=sub.affine,
-                       track_running_stats=sub.track_running_stats)
-        elif isinstance(sub, nn.Linear):
-            row.update(in_features=sub.in_features, out_features=sub.out_features)
-        elif isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)):
-            row.update(kernel_size=_pair(sub.kernel_size), stride=_pair(sub.stride), padding=_pair(sub.padding))
-        rows.append(row)
-    return rows
-
-
-def _pair(value) -> list:
-    return list(value) if isinstance(value, (tuple, list)) else [value, value]
-
-
-def trace_leaf_calls(module, *inputs) -> tuple[Any, list[dict]]:
-    """Run `module(*inputs)`, recording each leaf module call in order with its
-    output shape. Returns (output, calls)."""
-    calls, handles = [], []
-    names = {sub: name for name, sub in module.named_modules()}
-    for sub in module.modules():
-        if next(sub.children(), None) is None:
-            def hook(mod, args, out, _name=names[sub]):
-                shape = list(out.shape) if hasattr(out, "shape") else None
-                calls.append({"name": _name, "type": type(mod).__name__, "out_shape": shape})
-            handles.append(sub.register_forward_hook(hook))
-    try:
-        out = module(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return out, calls

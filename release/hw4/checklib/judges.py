@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checks import Outcome, Verdict, failed, outcomes, passed
+from .checks import Verdict, failed, outcomes, passed
 
 ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "Tanh", "Sigmoid", "SiLU", "ELU", "SELU", "CELU", "LeakyReLU", "PReLU",
                "Mish", "Hardswish", "Hardtanh", "Softplus", "Softmax", "LogSoftmax", "Softmax2d"}
@@ -330,12 +330,3 @@ def saved_tensors(path: Path) -> dict[str, torch.Tensor]:
     a {setting name: tensor} dict), read with weights_only=True."""
     saved = torch.load(path, weights_only=True)
     return saved if isinstance(saved, dict) else {"course": saved}
-
-
-def judge_outcome(judge: Callable[[Any], Verdict], what: str):
-    """Wrap a judge of one measured value (a probe that returned measure(...)):
-    an error of the measurement fails the check with the error."""
-    def wrapped(record) -> Verdict:
-        o = Outcome.of(record)
-        return judge(o.value) if o.ok else failed(f"{what}: {o.error}")
-    return wrapped
