@@ -62,7 +62,7 @@ class IsolationUnavailable(RuntimeError):
 
 # --- grader side: control groups ---------------------------------------------------
 
-def _own_cgroups() -> dict[str, str]:
+def own_cgroups() -> dict[str, str]:
     """This process's group per v1 controller, and "" -> its v2 group."""
     groups = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -72,7 +72,7 @@ def _own_cgroups() -> dict[str, str]:
     return groups
 
 
-def _cgroup_mounts() -> dict[str, Path]:
+def cgroup_mounts() -> dict[str, Path]:
     """Mount point per v1 controller, and "" -> the v2 mount (if it has controllers)."""
     mounts = {}
     for line in Path("/proc/self/mounts").read_text().splitlines():
@@ -105,7 +105,7 @@ class ChildCgroup:
     """The control group(s) of one child: created with its limits, emptied and removed after."""
 
     def __init__(self, memory_bytes: int):
-        mounts, own = _cgroup_mounts(), _own_cgroups()
+        mounts, own = cgroup_mounts(), own_cgroups()
         name = f"autograder-{os.getpid()}-{secrets.token_hex(4)}"
         self.version = 1 if all(c in mounts for c in ("memory", "pids", "cpu")) else 2
         self.dirs: list[Path] = []
@@ -203,7 +203,7 @@ class ChildCgroup:
 def sweep_stale_cgroups() -> None:
     """Remove the groups a killed grader left behind (named after its PID, which is gone);
     their processes died with that grader (parent-death signal), so they are empty."""
-    mounts, own = _cgroup_mounts(), _own_cgroups()
+    mounts, own = cgroup_mounts(), own_cgroups()
     for controller, mount in mounts.items():
         parent = mount / own.get(controller, "/").lstrip("/")
         for group in parent.glob("autograder-*-*"):
@@ -234,7 +234,7 @@ def missing_mechanisms() -> list[str]:
             raise OSError("simulated")
         ChildCgroup(2**20 * 64).remove()
     except OSError as err:
-        own = _own_cgroups()
+        own = own_cgroups()
         missing.append(f"cgroups: cannot create a control group for the child under the grader's own "
                        f"({own.get('memory') or own.get('')}) in /sys/fs/cgroup ({err}); mount the cgroup file "
                        f"system writable (Docker: `--privileged` or `--cgroupns=private`), with the memory, pids "

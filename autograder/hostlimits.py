@@ -31,19 +31,15 @@ MIN_CHILD_MB = 128           # below this a child cannot even build the homework
 
 
 def _own_cgroup(controller: str) -> Path | None:
-    """The folder of this process's cgroup for `controller` (v1), or its unified cgroup (v2)."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
+    """The folder of this process's cgroup for `controller` (v1), or its unified cgroup (v2),
+    found as the sandbox finds the groups it nests each child under."""
+    from .container import cgroup_mounts, own_cgroups
+
+    mounts = cgroup_mounts()
+    key = controller if controller in mounts else "" if "" in mounts else None
+    if key is None:
         return None
-    for line in lines:
-        hierarchy, controllers, path = line.split(":", 2)
-        if controller in controllers.split(",") and (CGROUP_ROOT / controller).is_dir():
-            return CGROUP_ROOT / controller / path.lstrip("/")
-    for line in lines:
-        if line.startswith("0::") and (CGROUP_ROOT / "cgroup.controllers").is_file():
-            return CGROUP_ROOT / line[3:].lstrip("/")
-    return None
+    return mounts[key] / own_cgroups().get(key, "/").lstrip("/")
 
 
 def platform_memory_mb() -> int | None:

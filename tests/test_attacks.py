@@ -69,7 +69,7 @@ def _leftovers(sandbox) -> dict:
 
 
 def _cgroup_parents():
-    mounts, own = container._cgroup_mounts(), container._own_cgroups()
+    mounts, own = container.cgroup_mounts(), container.own_cgroups()
     return [mounts[c] / own.get(c, "/").lstrip("/") for c in mounts]
 
 
