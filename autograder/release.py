@@ -113,14 +113,15 @@ def _add_public_assignment(made: Path, root: Path, name: str) -> None:
     spec = yaml.safe_load((folder / "rubric.yaml").read_text())
     text = yaml.safe_dump(public_rubric(spec), sort_keys=False, allow_unicode=True, width=120)
     (dest / "rubric.yaml").write_text(RUBRIC_HEADER.format(name=name) + text)
-    grader_only = hidden_file_names(folder)
+    declared = set(spec.get("hidden_files", ()))  # what the rubric says is grader-only (check-config verifies it)
+    grader_only = hidden_file_names(folder)      # and, as a safety net, what hidden_checks.py names
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if not path.is_file() or "__pycache__" in rel.parts or rel.as_posix() == "rubric.yaml":
             continue
         if path.suffix == ".py" and rel.as_posix() not in PUBLIC_CODE:
             continue
-        if "hidden" in rel.as_posix() or path.name in grader_only:
+        if "hidden" in rel.as_posix() or rel.as_posix() in declared or path.name in grader_only:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / rel)

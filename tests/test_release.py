@@ -214,3 +214,19 @@ def test_hidden_material_is_found_where_the_grader_keeps_it(name):
     assert not hidden_args or material["setting"], f"{name}: the hidden checks' settings gave nothing to look for"
     assert material["name"] or material["judge"] or material["setting"], \
         f"{name}: hidden_checks.py defines nothing to look for"
+
+
+def test_files_the_rubric_declares_grader_only_stay_out_of_the_release(tmp_path):
+    """A rubric's `hidden_files` are left out even when hidden_checks.py does not name them."""
+    from autograder.release import _add_public_assignment
+
+    folder = tmp_path / "kit" / "assignments" / "hwx"
+    (folder / "assets").mkdir(parents=True)
+    (folder / "rubric.yaml").write_text(yaml.safe_dump(
+        {"assignment": "hwx", "hidden_files": ["assets/answers.pt"], "sections": [{"name": "A", "items": []}]}))
+    for name in ("checks.py", "probes.py", "assets/answers.pt", "assets/images.json"):
+        (folder / name).write_text("x")
+    _add_public_assignment(tmp_path / "made", tmp_path / "kit", "hwx")
+    shipped = release_files(tmp_path / "made" / "assignments" / "hwx")
+    assert Path("assets/images.json") in shipped and Path("assets/answers.pt") not in shipped
+    assert "hidden_files" not in (tmp_path / "made" / "assignments" / "hwx" / "rubric.yaml").read_text()
