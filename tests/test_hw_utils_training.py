@@ -185,3 +185,23 @@ def test_train_returns_the_tracker_and_reduce_on_plateau_works(tmp_path):
     tracker = quick_train(tmp_path / "run", lr_scheduler_name="ReduceLROnPlateau", lr_scheduler_config=dict(patience=0))
     assert isinstance(tracker, Tracker) and tracker.epoch == 2
     assert all(0 <= a <= 1 for a in tracker.train_accs + tracker.test_accs)
+
+
+def test_learning_rate_is_recorded_per_epoch_and_plotted(tmp_path):
+    tracker = quick_train(tmp_path / "run", lr_scheduler_name="OneCycleLR", lr_scheduler_config=dict(max_lr=0.1), n_epochs=3)
+    # One value per epoch, the one each epoch starts with: OneCycleLR starts at max_lr / div_factor (25).
+    assert len(tracker.lrs) == 3 and tracker.lrs[0] == pytest.approx(0.1 / 25)
+    assert max(tracker.lrs) > tracker.lrs[0]
+    assert len(tracker.figure().axes) == 3          # loss, accuracy, learning rate
+    saved = Tracker(0).load_results(tmp_path / "run" / "results.pkl")
+    assert saved.lrs == tracker.lrs
+
+
+def test_tracker_files_without_learning_rates_still_load(tmp_path):
+    old = dict(train_losses=[1.0], test_losses=[2.0], train_accs=[0.5], test_accs=[0.25], epoch=1, n_epochs=1)
+    with open(tmp_path / "results.pkl", "wb") as f:
+        pickle.dump(old, f)
+    tracker = Tracker(0).load_results(tmp_path / "results.pkl")
+    assert tracker.lrs == [] and tracker.test_accs == [0.25]
+    assert len(tracker.figure().axes) == 2           # no learning-rate panel without learning rates
+    assert set(tracker.results()) == set(old)        # and its results keep the course's six keys
