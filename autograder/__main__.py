@@ -78,13 +78,16 @@ def _grade(args) -> int:
 
 
 def _grade_all(args) -> int:
-    from .batch import gradebook_table, grade_all
+    from .batch import gradebook_table, grade_all, leaderboard_table
 
-    _assignment(args.assignment)
+    assignment = _assignment(args.assignment)
     _existing(args.submissions)
     rows = grade_all(Path(args.submissions), args.assignment, Path(args.out), jobs=args.jobs, force=args.force,
                      dask_address=args.dask, unsafe_no_isolation=args.unsafe_no_isolation)
     print(gradebook_table(rows))
+    board = leaderboard_table(rows, assignment)
+    if board:
+        print("Leaderboard:\n" + board)
     print(f"wrote {Path(args.out) / 'gradebook.csv'}, {Path(args.out) / 'gradebook.xlsx'} and one folder per student")
     return 0
 

@@ -264,8 +264,25 @@ def gradebook_rows(out: Path, entries: list[Entry], assignment: Assignment) -> l
                    flags="; ".join(extra.get("flags", [])),
                    rule_violations="; ".join(f"{rule} ({points:g})" for rule, points in extra.get("rule_violations", {}).items()),
                    reason="" if extra.get("status") == "graded" else data.get("output", "")[:300])
+        row.update({column["name"]: column["value"] for column in data.get("leaderboard", [])})
         rows.append(row)
     return rows
+
+
+def leaderboard_table(rows: list[dict], assignment: Assignment) -> str:
+    """The rubric's leaderboard over the class, ranked by its first column (its order),
+    as Gradescope shows it: students without a measured first column come last."""
+    columns = [c["name"] for c in assignment.leaderboard]
+    if not columns:
+        return ""
+    first, descending = columns[0], assignment.leaderboard[0].get("order", "desc") == "desc"
+    ranked = sorted(rows, key=lambda r: (r.get(first) is None, -(r.get(first) or 0) if descending else (r.get(first) or 0)))
+    width = max([len(r["student"]) for r in rows] + [7])
+    lines = [f"{'rank':>4}  {'student':<{width}}  " + "  ".join(f"{c:>16}" for c in columns)]
+    for n, r in enumerate(ranked, start=1):
+        cells = ["-" if r.get(c) is None else f"{r[c]:g}" for c in columns]
+        lines.append(f"{n:>4}  {r['student']:<{width}}  " + "  ".join(f"{v:>16}" for v in cells))
+    return "\n".join(lines)
 
 
 def write_gradebook(rows: list[dict], out: Path) -> None:

@@ -35,6 +35,7 @@ class Report:
     isolation: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # for a TA: rule violations, tampering, mismatches
     accepted: list[str] = field(default_factory=list)  # for the student: what was accepted as the course did
+    leaderboard: list[dict] = field(default_factory=list)  # Gradescope's: {"name", "value", "order"} per rubric column
 
     @property
     def score(self) -> float:
@@ -58,23 +59,52 @@ def grade(path: Path, assignment: Assignment, sandbox: Sandbox) -> Report:
             return Report(assignment.name, str(path), scoring.resolve(list(assignment.items), verdicts),
                           time.monotonic() - start, notes=[str(err)])
         findings = scan_cells(sub, assignment)
-        run = _run_in_sandbox(sub, assignment, sandbox)
+        images, labels = _test_images(sub, assignment, Path(tmp))
+        run = _run_in_sandbox(sub, assignment, sandbox, images)
         rules = job.judge_rules(sub.problems, sub.cells, assignment)
-        verdicts = {**rules, **judge_tampering(findings, job.judge_checks(assignment, sub.cells, sub.files, run))}
+        checked = job.judge_checks(assignment, sub.cells, sub.files, run, labels)
+        verdicts = {**rules, **judge_tampering(findings, checked)}
         mismatches = crosscheck.mismatches(assignment.cross_checks, sub.notebook, sub.files)
     results = scoring.resolve(list(assignment.items), verdicts)
     flags = [f"tampering: {f}" for f in findings] + list(run.flags) + mismatches
     flags += [f"rule: {v.message}" for v in rules.values() if not v.passed]
+    flags += [f"{cid}: {v.flag}" for cid, v in checked.items() if v.flag]
     incidents = ([UNSAFE_NOTE] if UNSAFE_NOTE in run.isolation else []) + list(run.incidents)  # shown in the feedback too
     return Report(assignment.name, str(path), results, time.monotonic() - start, output=run.output,
                   notes=list(sub.problems), incidents=incidents, isolation=run.isolation, flags=flags,
-                  accepted=list(sub.accepted))
+                  accepted=list(sub.accepted), leaderboard=leaderboard(assignment, verdicts))
 
 
-def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox) -> RunResult:
-    to_run, probes = job.plan(assignment, sub.cells, sub.files)
+def _test_images(sub: notebook.Submission, assignment: Assignment, tmp: Path):
+    """For a rubric with a `test_set`: the grader reads the labelled set, writes the images
+    alone, in this submission's secret order, into `tmp` (the child gets a copy under the
+    rubric's name) and keeps the labels in that order here. (None, None) without one.
+    A missing or unreadable test set stops grading (verified.TestSetError), never a silent 0."""
+    if not assignment.test_set:
+        return None, None
+    from checklib import verified
+
+    images, labels = verified.read_image_set(assignment.test_set_path)
+    order = verified.secret_order(assignment.test_set_path, sub.files, len(labels))
+    path = verified.write_images(images[order], tmp / "grader" / "test_images.npy")
+    return path, labels[order]
+
+
+def _run_in_sandbox(sub: notebook.Submission, assignment: Assignment, sandbox: Sandbox, test_images: Path | None = None) -> RunResult:
+    name = assignment.test_set["images"] if test_images is not None else None
+    to_run, probes = job.plan(assignment, sub.cells, sub.files, name)
     files = {name: p for name, p in sub.files.items() if name != assignment.notebook}
+    if test_images is not None:
+        files[assignment.test_set["images"]] = test_images  # the grader's, whatever the submission holds
     return sandbox.run(to_run, probes, assignment.probes_path, files, assignment.limits)
+
+
+def leaderboard(assignment: Assignment, verdicts: dict[str, Verdict]) -> list[dict]:
+    """The rubric's leaderboard columns, filled with the figures the checks measured
+    (a column whose figure was not measured is left out, as Gradescope allows)."""
+    figures = {name: value for v in verdicts.values() if v.passed for name, value in v.figures}
+    return [{"name": c["name"], "value": figures[c["figure"]], "order": c.get("order", "desc")}
+            for c in assignment.leaderboard if c["figure"] in figures]
 
 
 def scan_cells(sub, assignment: Assignment) -> list[static.Finding]:

@@ -78,7 +78,7 @@ def gradescope_results(report: Report) -> dict:
                        "isolation": report.isolation, "incidents": report.incidents, "flags": report.flags,
                        "rule_violations": rule_violations(report)},
         "tests": tests,
-        "leaderboard": [],
+        "leaderboard": list(report.leaderboard),
     }
 
 
@@ -103,6 +103,8 @@ def text_table(report: Report, width: int = 100) -> str:
         lines.append(f"  ! {note.splitlines()[0]}")
     for flag in report.flags:
         lines.append(f"  FLAG {flag.splitlines()[0]}")
+    if report.leaderboard:
+        lines.append("  leaderboard: " + ", ".join(f"{c['name']} {c['value']:g}" for c in report.leaderboard))
     lines.append(f"{'points':>11}  {'status':<7}  check")
     sections, section = section_totals(report.results), None
     for r in report.results:
@@ -136,6 +138,8 @@ def markdown_feedback(report: Report, student: str | None = None) -> str:
                 *(f"- {flag}" for flag in report.flags), ""]
     if not_graded(report):
         return "\n".join(out + ["Nothing could be graded automatically; fix the problem above and submit again."]) + "\n"
+    if report.leaderboard:
+        out += ["Leaderboard entry: " + ", ".join(f"{c['name']} {c['value']:g}" for c in report.leaderboard), ""]
     sections, section = section_totals(report.results), None
     for r in report.results:
         if r.section != section:

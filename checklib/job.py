@@ -19,9 +19,11 @@ from .checks import Verdict
 from .probes import decode
 
 
-def plan(assignment: Assignment, cells: dict, files: dict) -> tuple[list[dict], list[dict]]:
+def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | None = None) -> tuple[list[dict], list[dict]]:
     """The setup cell and the student's graded cells, in rubric order, and each
-    distinct probe call whose cells and files the submission has."""
+    distinct probe call whose cells and files the submission has. Checks that read
+    the grader's test set run only where the grader wrote its images (`test_images`,
+    their name in the child's folder: the autograder; never the self-check)."""
     to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
     for gid, options in assignment.graded_cells.items():
         if gid in cells:
@@ -29,13 +31,18 @@ def plan(assignment: Assignment, cells: dict, files: dict) -> tuple[list[dict], 
     probes, seen = [], set()
     for check in assignment.checks:
         runnable = all(c in cells for c in check.cells) and all(f in files for f in check.files)
+        if check.test_set and test_images is None:
+            runnable = False
         if runnable and check.probe_key not in seen:
             seen.add(check.probe_key)
-            probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
+            args = {**check.args, "images": test_images} if check.test_set else dict(check.args)
+            probes.append({"key": check.probe_key, "probe": check.probe, "args": args})
     return to_run, probes
 
 
-def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[str, Verdict]:
+def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=None) -> dict[str, Verdict]:
+    """`labels`: the grader's test-set labels, in the order of the images it wrote (checks
+    with test_set=True are judged judge(data, labels)); None where there is no test set."""
     verdicts = {}
     for check in assignment.checks:
         missing_files = [f for f in check.files if f not in files]
@@ -46,6 +53,9 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[
             hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
             verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
                                                 f"{hints.get(missing_files[0], '')}".strip())
+        elif check.test_set and labels is None:
+            verdicts[check.id] = Verdict(False, "Measured by the autograder only, on the instructor's test set "
+                                                "(which is not available here).")
         elif missing_cells:
             verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
                                                 f"(its first line must be '{TAG}').")
@@ -58,7 +68,8 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[
             verdicts[check.id] = Verdict(False, f"{cause}While checking: {outcome['error']}")
         else:
             try:
-                verdicts[check.id] = check.judge(decode(outcome["data"]))
+                data = decode(outcome["data"])
+                verdicts[check.id] = check.judge(data, labels) if check.test_set else check.judge(data)
             except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
                 verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
                                                     f"({type(err).__name__}: {err}).")
