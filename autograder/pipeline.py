@@ -84,6 +84,8 @@ def _test_images(sub: notebook.Submission, assignment: Assignment, tmp: Path):
         return None, None
     from checklib import verified
 
+    if assignment.test_set_path is None:
+        raise verified.TestSetError(f"{assignment.name}'s rubric names no test-set file (a student's release cannot verify)")
     images, labels = verified.read_image_set(assignment.test_set_path)
     order = verified.secret_order(assignment.test_set_path, sub.files, len(labels))
     path = verified.write_images(images[order], tmp / "grader" / "test_images.npy")

@@ -97,13 +97,16 @@ GRADER_ONLY_KEYS = ("hidden_files",)  # rubric keys that name grader-only materi
 
 def public_rubric(spec: dict) -> dict:
     """The rubric without its hidden items (and without sections left empty), and
-    without the keys that name grader-only material."""
+    without the keys that name grader-only material (hidden_files, test_set's file)."""
     sections = []
     for section in spec["sections"]:
         items = [item for item in section["items"] if not item.get("hidden")]
         if items:
             sections.append({**section, "items": items})
-    return {**{k: v for k, v in spec.items() if k not in GRADER_ONLY_KEYS}, "sections": sections}
+    public = {**{k: v for k, v in spec.items() if k not in GRADER_ONLY_KEYS}, "sections": sections}
+    if isinstance(spec.get("test_set"), dict):  # where the labelled test set lies is the grader's business
+        public["test_set"] = {k: v for k, v in spec["test_set"].items() if k != "file"}
+    return public
 
 
 def _add_public_assignment(made: Path, root: Path, name: str) -> None:

@@ -64,7 +64,7 @@ class Assignment:
     @property
     def test_set_path(self) -> Path | None:
         """The instructor's labelled test set (grader-only), when the rubric names one."""
-        return self.folder / self.test_set["file"] if self.test_set else None
+        return self.folder / self.test_set["file"] if self.test_set and self.test_set.get("file") else None
 
     @property
     def allowed_imports(self) -> tuple[str, ...]:
@@ -124,7 +124,7 @@ def _validate(name: str, folder: Path, spec: dict, items, checks, complete: bool
         if not isinstance(also, list) or not all(isinstance(n, str) for n in also):
             raise ConfigError(rubric, f"required_files {entry['name']!r}: also", "a list of other names the file is accepted under")
     _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
-    _validate_test_set(rubric, spec, checks)
+    _validate_test_set(rubric, spec, checks, complete)
     unused = sorted(cells - {c for check in checks for c in check.cells})
     if unused and complete:
         raise ConfigError(rubric, f"graded_cells {unused[0]!r}", "no check uses this graded cell (name it in a "
@@ -164,15 +164,17 @@ def _check_source(source: Path, spec: dict) -> str:
     return setup[0]
 
 
-def _validate_test_set(rubric: Path, spec: dict, checks) -> None:
-    """`test_set` names the grader's file and the images' name in the child; every check
-    that reads the test set needs it; leaderboard columns name a figure and an order."""
+def _validate_test_set(rubric: Path, spec: dict, checks, complete: bool) -> None:
+    """`test_set` names the grader's file (the grader's rubric only: a student's release
+    has none) and the images' name in the child; every check that reads the test set
+    needs it; leaderboard columns name a figure and an order."""
     test_set = spec.get("test_set")
     if test_set is not None:
-        if not isinstance(test_set, dict) or not isinstance(test_set.get("file"), str) or not isinstance(test_set.get("images"), str):
+        if not isinstance(test_set, dict) or not isinstance(test_set.get("images"), str) or (
+                complete and not isinstance(test_set.get("file"), str)):
             raise ConfigError(rubric, "test_set", "expected {file: the labelled test set (grader-only, e.g. assets/test_batch), "
                                                   "images: the file name the sandboxed child reads the images under}")
-        if test_set["file"] not in spec.get("hidden_files", ()):
+        if complete and test_set["file"] not in spec.get("hidden_files", ()):
             raise ConfigError(rubric, "test_set.file", f"{test_set['file']!r} holds the labels: list it in hidden_files "
                                                        "so that it never ships in the release")
     users = [c.id for c in checks if c.test_set]

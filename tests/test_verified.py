@@ -247,3 +247,13 @@ def test_leaderboard_columns_come_from_the_figures_of_passed_checks():
             {"student": "high", "Accuracy": 0.9, "Parameters": 20}]
     ranked = [line.split()[1] for line in leaderboard_table(rows, assignment).splitlines()[1:]]
     assert ranked == ["high", "low", "none"]
+
+
+def test_reads_the_synthetic_cifar_files_in_both_layouts(tmp_path):
+    from demo.cifar_like import write_cifar_npy, write_cifar_python
+
+    batches = write_cifar_python(tmp_path, n_train=10, n_test=30)       # pickled as Python 2 did
+    write_cifar_npy(tmp_path / "npy", n_train=10, n_test=30)
+    images, labels = verified.read_image_set(batches / "test_batch")
+    same_images, same_labels = verified.read_image_set(tmp_path / "npy")
+    assert images.shape == (30, 32, 32, 3) and np.array_equal(images, same_images) and np.array_equal(labels, same_labels)

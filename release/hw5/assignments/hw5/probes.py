@@ -1,0 +1,43 @@
+"""HW5 probes: measurements of the student's model, weights and report files, made
+inside the sandbox and returned as plain data; checks.py judges them in the grader.
+
+The verified accuracy is checklib.verified's `predictions` probe: the model built from
+the graded cell, model.pt loaded with weights_only=True, and the predicted classes of
+the grader's test images (which arrive without labels). This file adds the report's
+files: CONFIG as the graded cell defines it, results.yaml, and the curves' PNG.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+from checklib.probes import ProbeError, lookup, measure, read_yaml
+from checklib.verified import predictions  # noqa: F401 (called by name from checks.py)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _plain_config(ns):
+    config = lookup(ns, "CONFIG", "dict")
+    if not isinstance(config, dict):
+        raise ProbeError(f"CONFIG is a {type(config).__name__}; expected a dict")
+    return json.loads(json.dumps(dict(config), default=str))  # tuples become lists, as in YAML
+
+
+def _png_size(path):
+    """(width, height) of a PNG, read from its header; an error when it is not one."""
+    if not os.path.isfile(path):
+        raise ProbeError(f"{path} was not found")
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise ProbeError(f"{path} is not a PNG image")
+    return list(struct.unpack(">II", head[16:24]))
+
+
+def report_files(ns, results, curves):
+    """CONFIG (from the graded cell), the results file as plain data, the PNG's size."""
+    return {"config": measure(lambda: _plain_config(ns)),
+            "results": measure(lambda: read_yaml(results)),
+            "png": measure(lambda: _png_size(curves))}
