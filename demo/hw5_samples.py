@@ -68,12 +68,12 @@ def _pickle_bomb(folder: Path) -> None:
 
 
 def _inflated_report(folder: Path) -> None:
-    """results.yaml claims 99.5%, whatever the model reaches."""
-    import yaml
-
-    data = yaml.safe_load((folder / "results.yaml").read_text())
-    data["test_accuracy"] = 0.995
-    (folder / "results.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    """results.yaml reports the final epoch's accuracy, but model.pt holds the weights after
+    the first epoch (train() saved them in runs/hw5/checkpoints/): the report claims more
+    than the submitted model reaches."""
+    reference = _cells({})
+    run = trained(reference["model"], reference["config"])
+    shutil.copyfile(run / "runs" / "hw5" / "checkpoints" / "epoch_1.pt", folder / "model.pt")
 
 
 def _config_changed(folder: Path) -> None:
@@ -118,14 +118,15 @@ MUTANTS = {
         frozenset({"model.outputs", "accuracy.verified"})),
     "other_architecture": Sample("model.pt holds the weights of another network", files="_other_architecture",
                                  fails=frozenset({"model.loads", "model.outputs", "accuracy.verified"})),
-    "inflated_report": Sample("results.yaml reports 99.5%", files="_inflated_report", flagged=True),
+    "inflated_report": Sample("model.pt is the first epoch's; results.yaml reports the last one's accuracy",
+                              files="_inflated_report", fails=frozenset({"accuracy.verified"}), flagged=True),
     "peeks_at_labels": Sample("Net looks for the test labels on disk while it runs", {"model": [PEEK]}),
     "pickle_bomb": Sample("model.pt is a pickle that runs a command when unpickled", files="_pickle_bomb",
                           fails=frozenset({"model.loads", "model.outputs", "accuracy.verified"})),
-    "too_slow": Sample("Net wastes seconds of CPU per image", {"model": [(
+    "too_slow": Sample("Net wastes seconds of CPU per image (as 224-pixel ImageNet models would)", {"model": [(
         "        x = (x - self.mean) / self.std\n",
         "        waste = torch.ones(1024, 1024)\n"
-        "        for _ in range(8 * len(x)):  # about 17 GFLOP per image, for nothing\n"
+        "        for _ in range(160 * len(x)):  # about 340 GFLOP per image, for nothing\n"
         "            waste = waste @ waste / 1024\n"
         "        x = (x - self.mean) / self.std\n")]},
         frozenset({"model.outputs", "accuracy.verified"})),
