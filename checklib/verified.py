@@ -337,6 +337,27 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     return found
 
 
+def batch_outputs(ns, weights, model="Net", classes=10, seed=0, count=12, groups=(1,), max_mb=200.0):
+    """Probe: the model's eval-mode logits for `count` seeded random images in [0, 1], once
+    as one batch and once in batches of each size in `groups`, as {"whole", "split": {size:
+    logits}}. The grader compares them: an image's logits must not depend on the others in
+    its batch (else the accuracy would depend on how the grader batches the images)."""
+    import torch
+
+    from .probes import lookup, measure
+
+    def run():
+        m = lookup(ns, model)()
+        _load(m, _state_dict(Path(weights), max_mb))
+        torch.nn.Module.train(m, False)
+        x = torch.rand(count, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            whole = _outputs(m, x, classes)
+            split = {str(size): torch.cat([_outputs(m, part, classes) for part in x.split(size)]) for size in groups}
+        return {"whole": whole, "split": split}
+    return measure(run)
+
+
 # --- the grader's side: judges -------------------------------------------------------------------
 
 def _error(record: dict) -> str | None:

@@ -115,19 +115,24 @@ PEEK = ("        x = (x - self.mean) / self.std\n",
 MUTANTS = {
     "wrong_class_count": Sample("Net returns 9 scores per image", {"model": [(
         "return self.head(x) * self.scale", "return (self.head(x) * self.scale)[:, :9]")]},
-        frozenset({"model.outputs", "accuracy.verified"})),
+        frozenset({"model.outputs", "model.batch_independent", "accuracy.verified"})),
     "other_architecture": Sample("model.pt holds the weights of another network", files="_other_architecture",
-                                 fails=frozenset({"model.loads", "model.outputs", "accuracy.verified"})),
+                                 fails=frozenset({"model.loads", "model.outputs", "model.batch_independent", "accuracy.verified"})),
     "inflated_report": Sample("model.pt is the first epoch's; results.yaml reports the last one's accuracy",
                               files="_inflated_report", fails=frozenset({"accuracy.verified"}), flagged=True),
     "peeks_at_labels": Sample("Net looks for the test labels on disk while it runs", {"model": [PEEK]}),
     "pickle_bomb": Sample("model.pt is a pickle that runs a command when unpickled", files="_pickle_bomb",
-                          fails=frozenset({"model.loads", "model.outputs", "accuracy.verified"})),
-    "too_slow": Sample("Net wastes seconds of CPU per image (as 224-pixel ImageNet models would)", {"model": [(
+                          fails=frozenset({"model.loads", "model.outputs", "model.batch_independent", "accuracy.verified"})),
+    "batch_statistics": Sample("Net shifts each image by its batch's mean in eval mode too", {"model": [(
         "        x = (x - self.mean) / self.std\n",
-        "        waste = torch.ones(1024, 1024)\n"
-        "        for _ in range(160 * len(x)):  # about 340 GFLOP per image, for nothing\n"
-        "            waste = waste @ waste / 1024\n"
+        "        x = (x - self.mean) / self.std\n"
+        "        x = x - 0.05 * x.mean(dim=0, keepdim=True)  # a little of the batch's mean image\n")]},
+        frozenset({"model.batch_independent"})),
+    "too_slow": Sample("Net spends 0.6 s per image (as 224-pixel ImageNet models would on half a CPU)", {"model": [(
+        "        x = (x - self.mean) / self.std\n",
+        "        start = os.times().elapsed\n"
+        "        while os.times().elapsed - start < 0.6 * len(x):  # busy for 0.6 s per image, on any machine\n"
+        "            pass\n"
         "        x = (x - self.mean) / self.std\n")]},
         frozenset({"model.outputs", "accuracy.verified"})),
     "config_changed": Sample("results.yaml reports another max_lr than CONFIG", files="_config_changed",

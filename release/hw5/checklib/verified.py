@@ -242,9 +242,10 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     Measured part by part (each {"value"} or {"error"}), so a verdict names its own cause:
       model       Net() built in eval mode: its parameter count (within `max_parameters`)
       weights     the weights file read with weights_only=True and loaded strictly
-      cost        seconds per image on `timing_images` images (after one warm-up batch)
-                  and the outputs' shape and finiteness; how many images fit `seconds`
-                  (fewer than `min_images`: too slow for the limits)
+      cost        seconds per image: one image (after a warm-up image), then, unless that
+                  is over four times the budget's share, a batch of `timing_images`; the
+                  outputs' shape and finiteness; how many images fit `seconds` (fewer than
+                  `min_images`: too slow for the limits)
       predictions the predicted classes of the first `n` images of the file (uint8),
                   and the wall seconds the evaluation took
       reported    the accuracy the student reported: `reported` = [file, key]
@@ -290,12 +291,18 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
         if "model" not in state or not found["weights"].get("value"):
             raise ProbeError("not measured: the weights could not be loaded")
         m = state["model"]
-        x = _as_inputs(np.array(stored[:timing_images]))
+        allowed = seconds / max(1, min(min_images, total))  # the slowest per-image cost that fits
         with torch.inference_mode():
-            _outputs(m, x, classes)  # warm-up (allocations, lazy initialisation)
+            one = _as_inputs(np.array(stored[:1]))
+            _outputs(m, one, classes)  # warm-up (allocations, lazy initialisation)
             start = time.perf_counter()
-            _outputs(m, x, classes)
-            per_image = (time.perf_counter() - start) / len(x)
+            _outputs(m, one, classes)
+            per_image = time.perf_counter() - start
+            if per_image <= 4 * allowed:  # not plainly too slow: time a batch (batching is cheaper per image)
+                x = _as_inputs(np.array(stored[:timing_images]))
+                start = time.perf_counter()
+                _outputs(m, x, classes)
+                per_image = (time.perf_counter() - start) / len(x)
         n = images_within(per_image, seconds, total, batch_size)
         if n < min(min_images, total):
             raise ProbeError(f"too slow for the limits: {per_image * 1000:.0f} ms per image on the grader's CPU, so only "
@@ -328,6 +335,27 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
             return float(value)
         found["reported"] = measure(read_reported)
     return found
+
+
+def batch_outputs(ns, weights, model="Net", classes=10, seed=0, count=12, groups=(1,), max_mb=200.0):
+    """Probe: the model's eval-mode logits for `count` seeded random images in [0, 1], once
+    as one batch and once in batches of each size in `groups`, as {"whole", "split": {size:
+    logits}}. The grader compares them: an image's logits must not depend on the others in
+    its batch (else the accuracy would depend on how the grader batches the images)."""
+    import torch
+
+    from .probes import lookup, measure
+
+    def run():
+        m = lookup(ns, model)()
+        _load(m, _state_dict(Path(weights), max_mb))
+        torch.nn.Module.train(m, False)
+        x = torch.rand(count, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            whole = _outputs(m, x, classes)
+            split = {str(size): torch.cat([_outputs(m, part, classes) for part in x.split(size)]) for size in groups}
+        return {"whole": whole, "split": split}
+    return measure(run)
 
 
 # --- the grader's side: judges -------------------------------------------------------------------
