@@ -2,7 +2,8 @@
 
 Trains a small convnet on scikit-learn's digits with hw_utils.train, exactly as
 a student trains on CIFAR-10, and writes demo_out/ with the files a student gets;
-then grades sample HW4, HW2 and HW1 submissions in the sandbox, as a grader would.
+then grades sample HW4, HW2, HW1 and HW5 submissions in the sandbox, as a grader would
+(HW5's accuracy verified on the grader's own test images, with the class leaderboard).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _unsafe() -> bool:
     return bool(missing)
 
 
-def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
+def grade_samples(homework: str, samples, flawed: dict[str, str], leaderboard: bool = False) -> Path:
     """Build one homework's reference, blank release and flawed variants (student
     name -> mutant) into demo_out/, grade them as a class with grade-all and print
     the gradebook. Returns the folder of graded results."""
@@ -81,7 +82,14 @@ def grade_samples(homework: str, samples, flawed: dict[str, str]) -> Path:
     for student, mutant in flawed.items():
         samples.build(folder / student, samples.MUTANTS[mutant])
     print(f"The class, as `python -m autograder grade-all {folder} --assignment {homework}` grades it:")
-    print(gradebook_table(grade_all(folder, homework, graded, jobs=2, unsafe_no_isolation=_unsafe())))
+    rows = grade_all(folder, homework, graded, jobs=2, unsafe_no_isolation=_unsafe())
+    print(gradebook_table(rows))
+    if leaderboard:
+        from autograder.batch import leaderboard_table
+        from checklib.assignment import load_assignment
+
+        print("\nThe leaderboard (results.json's `leaderboard`, as Gradescope shows it):")
+        print(leaderboard_table(rows, load_assignment(homework)))
     print(f"gradebook: {graded / 'gradebook.csv'} (and .xlsx); feedback: {graded}/<student>/feedback.html")
     return graded
 
@@ -125,12 +133,28 @@ def demo_grading_hw1() -> None:
     print("\n".join(lines[:1]) or feedback.read_text()[:800])
 
 
+def demo_grading_hw5() -> None:
+    print("\n== 5. HW5 (the CIFAR-10 challenge): the accuracy is verified, not reported ==")
+    from demo import hw5_samples
+
+    print("The reference is the source notebook at demo size, trained for seconds on synthetic CIFAR-10 by its own cells.")
+    graded = grade_samples("hw5", hw5_samples, {"flawed_inflated_report": "inflated_report",
+                                                "flawed_pickle_bomb": "pickle_bomb",
+                                                "flawed_wrong_classes": "wrong_class_count",
+                                                "flawed_too_slow": "too_slow"}, leaderboard=True)
+    feedback = graded / "flawed_inflated_report" / "feedback.md"
+    print(f"\nWhat the student whose report claims more than the model reaches reads ({feedback}):")
+    lines = [line.strip() for line in feedback.read_text().splitlines() if line.strip().startswith(("Verified accuracy", "- accuracy.verified"))]
+    print("\n".join(lines[:2]) or feedback.read_text()[:800])
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     demo_training()
     demo_grading()
     demo_grading_hw2()
     demo_grading_hw1()
+    demo_grading_hw5()
     return 0
 
 
