@@ -258,3 +258,19 @@ def test_reads_the_synthetic_cifar_files_in_both_layouts(tmp_path):
     images, labels = verified.read_image_set(batches / "test_batch")
     same_images, same_labels = verified.read_image_set(tmp_path / "npy")
     assert images.shape == (30, 32, 32, 3) and np.array_equal(images, same_images) and np.array_equal(labels, same_labels)
+
+
+def test_a_batch_the_memory_limit_cannot_hold_is_split_until_it_fits():
+    calls = []
+
+    class Hungry(Tiny):
+        def forward(self, x):
+            calls.append(len(x))
+            if len(x) > 3:
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 26214400 bytes")
+            return super().forward(x)
+    x = torch.rand(10, 3, 32, 32)
+    model = Hungry().eval()
+    with torch.inference_mode():
+        assert torch.equal(verified._classify(model, x, 10), Tiny.forward(model, x).argmax(1))
+    assert max(c for c in calls if c <= 3) <= 3 and calls[0] == 10
