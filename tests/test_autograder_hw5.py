@@ -43,6 +43,14 @@ def test_notebook_states_the_budgets_and_points_the_grader_uses(hw5):
     assert f"{int(hw5.limits.cpu_seconds)}" and hw5.limits.probe_timeout > args["seconds"]  # the budget fits the probe
 
 
+def test_the_engine_and_the_library_have_no_hw5_specific_code():
+    import subprocess
+
+    proc = subprocess.run(["git", "grep", "-n", "-i", "hw5", "--", "autograder/", "checklib/"],  # file formats (CIFAR) are generic
+                          cwd=KIT_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout  # git grep: 1 means no match
+
+
 def test_the_bundle_carries_the_test_set_and_the_release_does_not(hw5):
     from autograder.gradescope import bundle_members
 
