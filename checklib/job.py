@@ -22,8 +22,8 @@ from .probes import decode
 def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | None = None) -> tuple[list[dict], list[dict]]:
     """The setup cell and the student's graded cells, in rubric order, and each
     distinct probe call whose cells and files the submission has. Checks that read
-    the grader's test set run only where the grader wrote its images (`test_images`,
-    their name in the child's folder: the autograder; never the self-check)."""
+    the grader's test set get `images`: the name the grader wrote its images under in the
+    child's folder (the autograder), or None where there is none (the self-check)."""
     to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
     for gid, options in assignment.graded_cells.items():
         if gid in cells:
@@ -31,8 +31,6 @@ def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | No
     probes, seen = [], set()
     for check in assignment.checks:
         runnable = all(c in cells for c in check.cells) and all(f in files for f in check.files)
-        if check.test_set and test_images is None:
-            runnable = False
         if runnable and check.probe_key not in seen:
             seen.add(check.probe_key)
             args = {**check.args, "images": test_images} if check.test_set else dict(check.args)
@@ -42,7 +40,8 @@ def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | No
 
 def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=None) -> dict[str, Verdict]:
     """`labels`: the grader's test-set labels, in the order of the images it wrote (checks
-    with test_set=True are judged judge(data, labels)); None where there is no test set."""
+    with test_set=True are judged judge(data, labels)); None where there is no test set
+    (a judge that needs them then says the autograder measures it)."""
     verdicts = {}
     for check in assignment.checks:
         missing_files = [f for f in check.files if f not in files]
@@ -53,9 +52,6 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=N
             hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
             verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
                                                 f"{hints.get(missing_files[0], '')}".strip())
-        elif check.test_set and labels is None:
-            verdicts[check.id] = Verdict(False, "Measured by the autograder only, on the instructor's test set "
-                                                "(which is not available here).")
         elif missing_cells:
             verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
                                                 f"(its first line must be '{TAG}').")

@@ -177,7 +177,7 @@ def test_probe_calls_a_model_too_slow_for_the_limits_too_slow(folder):
 # --- the judge, in the grader -----------------------------------------------------------------
 
 def measured(classes, total, reported=None):
-    data = {"total": total, "model": {"value": 100}, "weights": {"value": True},
+    data = {"total": total, "test_set": True, "model": {"value": 100}, "weights": {"value": True},
             "cost": {"value": {"seconds_per_image": 0.001, "n": len(classes)}},
             "predictions": {"value": {"classes": torch.tensor(classes, dtype=torch.uint8), "seconds": 0.1}}}
     if reported is not None:
@@ -214,21 +214,27 @@ def test_judge_never_sees_labels_it_was_not_given():
 
 # --- the engine: plan, judging and leaderboard --------------------------------------------------
 
-def test_test_set_checks_run_only_where_the_grader_wrote_images_and_get_the_labels():
+def test_test_set_checks_get_the_images_name_and_the_labels_where_the_grader_has_them():
     from types import SimpleNamespace
 
     from checklib import job
 
-    seen = {}
-    check = Check("acc", "predictions", lambda data, labels: seen.setdefault("labels", labels) is not None and passed("ok"),
+    seen = []
+    check = Check("acc", "predictions", lambda data, labels: seen.append(labels) or passed("ok"),
                   {"weights": "model.pt"}, test_set=True)
     assignment = SimpleNamespace(setup_cell="setup", setup_source="", graded_cells={}, checks=(check,), required_files=())
-    assert job.plan(assignment, {}, {})[1] == []                                   # the self-check: not run
+    assert job.plan(assignment, {}, {})[1][0]["args"] == {"weights": "model.pt", "images": None}  # the self-check
     probes = job.plan(assignment, {}, {}, test_images="test_images.npy")[1]
     assert probes[0]["args"] == {"weights": "model.pt", "images": "test_images.npy"}
     run = SimpleNamespace(cells={}, probes={check.probe_key: {"ok": True, "data": {}}})
-    assert "autograder only" in job.judge_checks(assignment, {}, {}, run)["acc"].message
-    assert job.judge_checks(assignment, {}, {}, run, labels=[3, 1])["acc"].passed and seen["labels"] == [3, 1]
+    job.judge_checks(assignment, {}, {}, run)
+    assert job.judge_checks(assignment, {}, {}, run, labels=[3, 1])["acc"].passed and seen == [None, [3, 1]]
+
+
+def test_without_a_test_set_the_probe_checks_the_model_on_random_images(folder):
+    data = probe({"Net": Tiny}, images=None)
+    assert verified.judge_loads(data).passed and verified.judge_outputs(data).passed
+    assert "autograder only" in verified.judge_accuracy()(data, None).message
 
 
 def test_leaderboard_columns_come_from_the_figures_of_passed_checks():

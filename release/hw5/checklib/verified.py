@@ -36,6 +36,7 @@ import numpy as np
 
 Z95 = 1.959964  # the two-sided 95% normal quantile of the Wilson interval
 ROWS = 3 * 32 * 32  # one CIFAR row: 1024 red, 1024 green, 1024 blue values
+SELF_CHECK_IMAGES = 32  # random images the probe uses where no test set is given (the students' self-check)
 
 
 class TestSetError(ValueError):
@@ -255,7 +256,9 @@ def _classify(model, x, classes: int):
 
 def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, batch_size=100,
                 timing_images=8, min_images=500, max_parameters=25_000_000, max_mb=200.0, reported=None):
-    """Probe: the submitted model's predicted classes on the grader's images (no labels).
+    """Probe: the submitted model's predicted classes on the grader's images (no labels);
+    with `images=None` (no test set: the self-check), on seeded random images, so that a
+    student sees before submitting whether the weights load and the model is fast enough.
 
     Measured part by part (each {"value"} or {"error"}), so a verdict names its own cause:
       model       Net() built in eval mode: its parameter count (within `max_parameters`)
@@ -273,9 +276,13 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     from .probes import ProbeError, lookup, measure, read_yaml
     from .structure import parameters
 
-    stored = np.load(images, mmap_mode="r", allow_pickle=False)
+    if images is None:  # no test set here (the students' self-check): the same checks on seeded random images
+        stored = np.random.default_rng(0).integers(0, 256, (SELF_CHECK_IMAGES, 32, 32, 3), dtype=np.uint8)
+    else:
+        stored = np.load(images, mmap_mode="r", allow_pickle=False)
     total = len(stored)
-    found: dict = {"total": total}
+    need = min_images if images is None else min(min_images, total)  # images that must fit the budget
+    found: dict = {"total": total, "test_set": images is not None}
 
     def build():
         Net = lookup(ns, model)
@@ -309,7 +316,7 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
         if "model" not in state or not found["weights"].get("value"):
             raise ProbeError("not measured: the weights could not be loaded")
         m = state["model"]
-        allowed = seconds / max(1, min(min_images, total))  # the slowest per-image cost that fits
+        allowed = seconds / max(1, need)  # the slowest per-image cost that fits
         with torch.inference_mode():
             one = _as_inputs(np.array(stored[:1]))
             _outputs(m, one, classes)  # warm-up (allocations, lazy initialisation)
@@ -322,10 +329,11 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
                 start = time.perf_counter()
                 _classify(m, x, classes)
                 per_image = (time.perf_counter() - start) / len(x)
-        n = images_within(per_image, seconds, total, batch_size)
-        if n < min(min_images, total):
+        if per_image > allowed:
+            fit = int(seconds / per_image)
             raise ProbeError(f"too slow for the limits: {per_image * 1000:.0f} ms per image on the grader's CPU, so only "
-                             f"{n} of the {min(min_images, total)} images required fit the {seconds:g} s evaluation budget")
+                             f"{fit} of the {need} images required fit the {seconds:g} s evaluation budget")
+        n = images_within(per_image, seconds, total, batch_size)
         return {"seconds_per_image": per_image, "n": n}
 
     found["cost"] = measure(cost)
@@ -414,6 +422,9 @@ def judge_accuracy(tolerance: float = 0.02):
     from .checks import failed, passed
 
     def judge(data: dict, labels=None):
+        if not data.get("test_set"):
+            return failed("Measured by the autograder only, on the instructor's test set (which is not available "
+                          "here); the checks above ran your model on random images instead.")
         for part in ("weights", "cost", "predictions"):
             if _error(data.get(part, {})):
                 return failed("The accuracy could not be verified: " + _error(data[part]))
