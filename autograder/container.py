@@ -150,13 +150,7 @@ class ChildCgroup:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
     def pids(self) -> list[int]:
-        found = set()
-        for d in self.dirs:
-            try:
-                found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-            except OSError:
-                pass
-        return sorted(found)
+        return group_pids(self.dirs)
 
     def memory_exhausted(self) -> bool:
         """Whether the kernel had to refuse the child memory (it was then killed)."""
@@ -173,31 +167,55 @@ class ChildCgroup:
                     return True
         return False
 
-    def kill_all(self, attempts: int = 50) -> None:
-        """SIGKILL every process in the groups until none is left (a fork in between is caught next round)."""
-        for _ in range(attempts):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+    def kill_all(self) -> None:
+        kill_groups(self.dirs)
 
     def remove(self) -> None:
-        self.kill_all()
-        for d in reversed(self.dirs):
-            for _ in range(100):  # a killed process leaves its group a moment later
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
+        remove_groups(self.dirs)
         self.dirs = []
+
+
+def group_pids(folders: list[Path]) -> list[int]:
+    """Every process in the cgroup folders (any hierarchy, v1 or v2)."""
+    found = set()
+    for folder in folders:
+        try:
+            found.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def kill_groups(folders: list[Path], attempts: int = 50) -> None:
+    """SIGKILL every process in the groups until none is left (a fork in between is caught next round)."""
+    for _ in range(attempts):
+        pids = group_pids(folders)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def remove_groups(folders: list[Path], attempts: int = 100) -> None:
+    """Empty the groups (kill_groups), then remove them, deepest first. A killed process
+    leaves its group a moment after it dies, so removal is retried, killing again between
+    tries in case something was still starting. Used for every group the kit makes: a
+    child's container and the Gradescope stand-in's limited group."""
+    kill_groups(folders)
+    for folder in reversed(folders):
+        for _ in range(attempts):
+            try:
+                folder.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                kill_groups([folder], attempts=1)
+                time.sleep(0.01)
 
 
 def sweep_stale_cgroups() -> None:

@@ -57,6 +57,8 @@ class RunResult:
     isolation: list = field(default_factory=list)  # what the sandbox could not enforce here
     incidents: list = field(default_factory=list)  # timeouts, crashes, tampering
     flags: list = field(default_factory=list)      # for a TA: channel tampering, grader files changed
+    seconds: dict = field(default_factory=dict)    # probe key -> wall seconds from its start to its result,
+                                                   # by the grader's clock (never a figure the child reports)
 
 
 class SandboxError(RuntimeError):
@@ -109,6 +111,7 @@ class _Watch:
     capped: bool = False            # killed at the submission's hard cap
     broken: str | None = None       # why the channel was broken
     exit_code: int | None = None
+    probe_started: float = 0.0      # monotonic time the current probe's start record arrived
 
     @property
     def current(self) -> str | None:
@@ -127,10 +130,14 @@ class _Watch:
             result.isolation = record["isolation"]
         elif kind == "cell":
             result.cells[record["id"]] = {"ok": record["ok"], "error": record["error"]}
+        elif kind == "start":
+            self.probe_started = time.monotonic()
         elif kind == "result":
             result.probes[record["key"]] = {"ok": True, "data": record["data"]}
         elif kind == "error":
             result.probes[record["key"]] = {"ok": False, "error": record["error"]}
+        if kind in ("result", "error"):
+            result.seconds[record["key"]] = time.monotonic() - self.probe_started
         if kind in ("cell", "result", "error") and self.protocol.phase == "probes":  # the next probe's time starts
             self.deadline = time.monotonic() + limits.probe_timeout
 

@@ -3,6 +3,7 @@ student's methods, measurements isolated per setting and part, judges that fail
 only for their own cause, seeded references a lying module cannot pass, and the
 small rules around them (encode caps, thresholds, zip limits, import detection)."""
 import json
+import os
 import zipfile
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checklib import judges
+from checklib.assignment import KIT_ROOT
 from checklib.cells import disallowed_imports, imports_in
 from checklib.checks import Outcome, Verdict, outcomes
 from checklib.forward import Role, Weights, matchings, module_parts, roles_data, role_values, seeded_input
@@ -434,3 +436,45 @@ def test_call_order_silenced_blocks_and_own_layers():
         own_roles(_Skip(), ["Conv2d", "Linear"])
     seeded = own_seeded(_Skip(), kinds, 0, shape)
     assert seeded["runs"] and seeded["runs"][0]["out"]["eval"].shape == (2, 2)
+
+
+HOARD_JOB = r'''
+import json, resource, sys
+import torch  # first: torch reserves much address space as it loads
+from checklib.runner import run_job
+probes = sys.argv[1]
+open(probes, "w").write(
+    "def room(ns):\n"
+    "    data = bytearray(256 * 2**20)  # needs memory the hoard would have taken\n"
+    "    return {'hoard' : 'hoard' in ns, 'model': ns['Model']().width, 'kept': ns['kept']}\n")
+cells = [
+    {"id": "earlier", "source": "kept = [1, 2, 3]"},
+    {"id": "hoarder", "source": "class Model:\n    width = 7\nkept = 'rebound'\nhoard = []\n"
+                                "while True:\n    hoard.append(bytearray(64 * 2**20))\n"},
+]
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+limit = size + 1024 * 2**20  # 1 GiB more than now: this process's MemoryError, not the machine's
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+records = []
+run_job({"cells": cells, "probes": [{"key": "room", "probe": "room", "args": {}}], "probes_path": probes}, records.append)
+print(json.dumps(records))
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="sizes the limit from Linux's /proc")
+def test_a_cell_that_runs_out_of_memory_does_not_starve_the_other_probes(tmp_path):
+    """The hoard is released (data bound by the failed cell is undone), its class stays, and a
+    name it rebound gets its earlier value back; the probe after it has room to run."""
+    import subprocess
+    import sys
+
+    from checklib.probes import decode
+
+    proc = subprocess.run([sys.executable, "-c", HOARD_JOB, str(tmp_path / "probes.py")], capture_output=True,
+                          text=True, timeout=120, cwd=KIT_ROOT, env={**os.environ, "PYTHONPATH": str(KIT_ROOT)})
+    records = json.loads(proc.stdout.strip().splitlines()[-1])
+    hoarder = next(r for r in records if r["event"] == "cell" and r["id"] == "hoarder")
+    assert not hoarder["ok"] and "MemoryError" in hoarder["error"]
+    result = next(r for r in records if r.get("key") == "room" and r["event"] != "start")
+    assert result["event"] == "result", result
+    assert decode(result["data"]) == {"hoard": False, "model": 7, "kept": [1, 2, 3]}
