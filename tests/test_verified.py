@@ -201,10 +201,37 @@ def test_judge_on_a_subset_reports_the_interval_and_scores_its_upper_end():
     labels = np.arange(1000) % 10
     classes = labels[:400].copy()
     classes[:40] = (classes[:40] + 1) % 10                      # 360 of the first 400 right
-    verdict = verified.judge_accuracy(0.02)(measured(classes, 1000), labels)
+    # 400 images in 61 s by the grader's clock: about 393 fit a 60 s budget, so all 400 count
+    verdict = verified.judge_accuracy(0.02, budget=60.0)(measured(classes, 1000), labels, seconds=61.0)
     low, high = verified.wilson(360, 400)
     assert verdict.value == pytest.approx(high) and "Wilson 95% interval" in verdict.message
-    assert "400 of the 1,000" in verdict.message
+    assert "400 of the 1,000" in verdict.message and "count as wrong" not in verdict.message
+
+
+def test_images_required_follows_the_graders_clock():
+    assert verified.images_required(1000, 1000, 5.0, 60.0) == 1000     # all returned
+    assert verified.images_required(400, 1000, 61.0, 60.0) == 400       # a slow model, honest: what it returned
+    assert verified.images_required(1, 1000, 0.5, 60.0) == 120          # stopped after one image: held to its speed
+    assert verified.images_required(100, 1000, 20.0, 60.0) == 300
+    assert verified.images_required(100, 1000, None, 60.0) == 1000      # no timing by the grader: every image counts
+
+
+def test_stopping_early_cannot_narrow_the_sample():
+    """A child that returns one right prediction (the channel's whole record forged, or a loop cut
+    short) is held to the images its speed fits by the grader's clock; the rest count as wrong."""
+    labels = np.arange(500) % 10
+    judge = verified.judge_accuracy(0.02, budget=240.0)
+    verdict = judge(measured(labels[:1], 500), labels, seconds=0.01)
+    assert verdict.value == pytest.approx(1 / 500) and "499 it did not return count as wrong" in verdict.message
+    assert dict(verdict.figures)["accuracy"] == pytest.approx(1 / 500)
+    assert judge(measured(labels[:0], 500), labels, seconds=0.01).value == 0.0
+
+
+def test_an_implausibly_high_accuracy_is_flagged_for_a_ta():
+    labels = np.arange(100) % 10
+    verdict = verified.judge_accuracy(0.02, suspicious_above=0.99)(measured(labels, 100, reported=1.0), labels)
+    assert verdict.passed and verdict.value == 1.0 and "leaked test labels" in verdict.flag
+    assert not verified.judge_accuracy(0.02, suspicious_above=0.99)(measured(labels, 100), labels * 0).flag  # 10%
 
 
 def test_judge_never_sees_labels_it_was_not_given():
@@ -220,7 +247,7 @@ def test_test_set_checks_get_the_images_name_and_the_labels_where_the_grader_has
     from checklib import job
 
     seen = []
-    check = Check("acc", "predictions", lambda data, labels: seen.append(labels) or passed("ok"),
+    check = Check("acc", "predictions", lambda data, labels, seconds=None: seen.append(labels) or passed("ok"),
                   {"weights": "model.pt"}, test_set=True)
     assignment = SimpleNamespace(setup_cell="setup", setup_source="", graded_cells={}, checks=(check,), required_files=())
     assert job.plan(assignment, {}, {})[1][0]["args"] == {"weights": "model.pt", "images": None}  # the self-check
