@@ -84,6 +84,20 @@ def test_protocol_refuses_forged_or_out_of_order_records(forged):
         p.accept(forged)
 
 
+def test_a_record_without_the_runs_secret_breaks_the_channel():
+    """A graded cell can plan the whole protocol from the public rubric and write it on the
+    pipe; what it cannot know is the run's secret, which every record of the runner carries."""
+    p = Protocol(["setup"], ["k1"], secret="c0ffee")
+    walk(p, [{"event": "ready", "isolation": [], "secret": "c0ffee"}, {"event": "cell_start", "id": "setup", "secret": "c0ffee"}])
+    for forged in ({"event": "cell", "id": "setup", "ok": True},
+                   {"event": "cell", "id": "setup", "ok": True, "secret": "guess"},
+                   {"event": "cell", "id": "setup", "ok": True, "secret": ["c0ffee"]}):
+        with pytest.raises(ChannelBroken, match="secret"):
+            p.accept(forged)
+    assert p.accept({"event": "cell", "id": "setup", "ok": True, "secret": "c0ffee"}) == \
+        {"event": "cell", "id": "setup", "ok": True, "error": ""}
+
+
 def test_a_duplicate_outcome_breaks_the_channel():
     p = Protocol([], ["k1", "k2"])
     walk(p, [{"event": "ready"}, {"event": "start", "key": "k1"}, {"event": "result", "key": "k1", "data": 1}])
