@@ -256,7 +256,8 @@ class Sandbox:
 
     def _run_once(self, tmp: Path, cells, probes, probes_path, files, limits: Limits, result: RunResult, cap: float):
         """One child. Returns the probes that still have no outcome."""
-        request = self._prepare(tmp, cells, probes, probes_path, files, limits)
+        secret = secrets.token_hex(16)  # every record of this child must carry it (see channel.Protocol)
+        request = self._prepare(tmp, cells, probes, probes_path, files, limits, secret)
         cgroup = None
         read_end, write_end = os.pipe()
         try:
@@ -275,7 +276,7 @@ class Sandbox:
             started = self._read_message(timeout=30)
             if started is None or "pid" not in started:
                 raise InfrastructureError("the sandbox did not start a child")
-            protocol = Protocol([c["id"] for c in cells], [p["key"] for p in probes])
+            protocol = Protocol([c["id"] for c in cells], [p["key"] for p in probes], secret)
             watch = self._watch(started["pid"], read_end, protocol, limits, result, cap, cgroup)
             if cgroup is not None and cgroup.memory_exhausted() and watch.exit_code == -signal.SIGKILL:
                 watch.exit_code = "memory"
@@ -292,10 +293,11 @@ class Sandbox:
                                       f"{result.output[-500:]}")
         return self._conclude(watch, cells, probes, limits, result)
 
-    def _prepare(self, tmp: Path, cells, probes, probes_path, files, limits: Limits) -> dict:
-        """A private folder for one child: its job, its output file, a work folder holding
-        copies of the submitted files (a symbolic link is refused), and an empty folder
-        on which the child builds its root."""
+    def _prepare(self, tmp: Path, cells, probes, probes_path, files, limits: Limits, secret: str) -> dict:
+        """A private folder for one child: its job (with the run's `secret`: the child reads
+        it before it locks down, and then nothing of this folder is in its root), its output
+        file, a work folder holding copies of the submitted files (a symbolic link is
+        refused), and an empty folder on which the child builds its root."""
         attempt = tmp / secrets.token_hex(4)
         work = attempt / "work"
         work.mkdir(parents=True)
@@ -306,7 +308,8 @@ class Sandbox:
                 continue  # never follow a student's link (e.g. to a solution): the file counts as missing
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, work / name, follow_symlinks=False)
-        (attempt / "job.json").write_text(json.dumps({"cells": cells, "probes": probes, "probes_path": str(probes_path)}))
+        (attempt / "job.json").write_text(json.dumps({"cells": cells, "probes": probes, "probes_path": str(probes_path),
+                                                      "secret": secret}))
         (attempt / "output.txt").touch()
         return {"job_path": str(attempt / "job.json"), "output_path": str(attempt / "output.txt"),
                 "work_dir": str(work), "root_dir": str(attempt / "root"), "limits": asdict(limits),

@@ -40,6 +40,12 @@ CALLS = {"exec": "running code from a string (exec)", "eval": "running code from
          "globals": "the namespace's globals()", "breakpoint": "the debugger",
          "setattr": None, "delattr": None}
 SENSITIVE_ROOTS = {"sys", "gc", "builtins", "inspect", "ctypes", "os", "json", "importlib", "__builtins__"}
+# Modules other modules hold as attributes (torch.hub.json, np.os, ...): reaching one that way
+# is an import by other means, or a way round the scan's `os.write` / `sys._getframe` rules.
+REACHABLE_MODULES = {"sys": "the interpreter", "os": "processes and file descriptors", "gc": "the garbage collector",
+                     "json": "importing by other means", "inspect": "frame walking", "ctypes": "ctypes",
+                     "importlib": "importing by any means", "builtins": "the builtins module",
+                     "subprocess": "processes", "socket": "sockets", "signal": "signals", "pickle": "unpickling"}
 PATHS = ("/proc", "/dev/fd", "/sys/", "/dev/shm")
 
 
@@ -73,8 +79,8 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
             what = FRAME_NAMES.get(node.attr)
             if node.attr == "modules" and _root_name(node.value) in ("sys", "os"):
                 what = "the interpreter's module table (sys.modules)"
-            if node.attr == "sys" and _root_name(node.value) != "sys":
-                what = "the interpreter (sys) reached through another module"
+            if node.attr in REACHABLE_MODULES and _root_name(node.value) != node.attr:
+                what = f"the {node.attr} module reached through another module ({REACHABLE_MODULES[node.attr]})"
             if node.attr in DYNAMIC_IMPORTS:
                 what = "importing by any means"
             if node.attr in OS_CALLS and _root_name(node.value) == "os":
@@ -108,6 +114,9 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
                 add(node, "the process's /proc or descriptor files", repr(node.value)[:80])
             elif FRAME_NAMES.get(node.value):
                 add(node, FRAME_NAMES[node.value] + " (by name)", repr(node.value)[:80])
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Name) \
+                and node.value.id in SENSITIVE_ROOTS | {"torch.hub"}:
+            add(node, f"another name for the {node.value.id} module (out of the scan's sight)", ast.unparse(node)[:80])
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in _flatten(targets):
