@@ -408,7 +408,7 @@ def _error(record: dict) -> str | None:
     return record.get("error") if isinstance(record, dict) else "not measured"
 
 
-def judge_loads(data: dict, labels=None, seconds: float | None = None):
+def judge_loads(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
     """The model builds within the parameter budget and the weights fit it."""
     from .checks import failed, passed
 
@@ -419,7 +419,7 @@ def judge_loads(data: dict, labels=None, seconds: float | None = None):
                   figures=(("parameters", float(data["model"]["value"])),))
 
 
-def judge_outputs(data: dict, labels=None, seconds: float | None = None):
+def judge_outputs(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
     """Logits of the right shape, finite, fast enough for the limits. The time per image
     (a leaderboard figure) is the grader's: `seconds`, its own clock around the whole probe,
     over the images evaluated; the child's timing only where there is no grader (self-check)."""
@@ -440,14 +440,16 @@ def judge_outputs(data: dict, labels=None, seconds: float | None = None):
 
 
 def judge_accuracy(tolerance: float = 0.02, budget: float | None = None, suspicious_above: float | None = None):
-    """A judge(data, labels, seconds): the verified accuracy over the images the grader
-    counts (`images_required`, from the probe's `budget` in seconds and the grader's own
-    timing `seconds`; missing predictions are wrong), thresholds by `threshold_value`, the
+    """A judge(data, labels, seconds, args): the verified accuracy over the images the grader
+    counts (`images_required`, from the probe's budget in seconds, `budget` or else the
+    probe's own `args["seconds"]`, and the grader's timing `seconds`; missing predictions
+    are wrong), thresholds by `threshold_value`, the
     reported accuracy compared (a difference beyond `tolerance` and the interval is flagged),
     and an accuracy above `suspicious_above` flagged (the test labels may have leaked)."""
     from .checks import failed, passed
 
-    def judge(data: dict, labels=None, seconds: float | None = None):
+    def judge(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
+        limit = budget if budget is not None else (args or {}).get("seconds")
         if not data.get("test_set"):
             return failed("Measured by the autograder only, on the instructor's test set (which is not available "
                           "here); the checks above ran your model on random images instead.")
@@ -458,7 +460,7 @@ def judge_accuracy(tolerance: float = 0.02, budget: float | None = None, suspici
         total, returned = int(data["total"]), len(predicted)
         if labels is None or len(labels) != total or returned > total:
             return failed("The accuracy could not be verified: the grader's labels do not match the images it wrote.")
-        n = images_required(returned, total, seconds, budget)
+        n = images_required(returned, total, seconds, limit)
         correct = int((predicted[:n] == np.asarray(labels)[:min(returned, n)]).sum())
         accuracy = correct / max(n, 1)
         low, high = wilson(correct, n)

@@ -184,6 +184,6 @@ def test_a_short_budget_evaluates_a_secret_subset_with_its_interval(hw5, sandbox
     n = int(re.search(r"subset of ([\d,]+)", result.output).group(1).replace(",", ""))
     accuracy = {c["name"]: c["value"] for c in report.leaderboard}["Accuracy"]
     low, high = verified.wilson(round(accuracy * n), n)
-    assert 0 < n < total and n % 10 == 0 and f"{high:.2%}" in result.output
+    assert 0 < n < total and f"{high:.2%}" in result.output
     assert result.score == next(p for t, p in hw5.items[[i.id for i in hw5.items].index("accuracy.verified")].thresholds
                                 if high >= t)

@@ -202,7 +202,7 @@ def test_judge_on_a_subset_reports_the_interval_and_scores_its_upper_end():
     classes = labels[:400].copy()
     classes[:40] = (classes[:40] + 1) % 10                      # 360 of the first 400 right
     # 400 images in 61 s by the grader's clock: about 393 fit a 60 s budget, so all 400 count
-    verdict = verified.judge_accuracy(0.02, budget=60.0)(measured(classes, 1000), labels, seconds=61.0)
+    verdict = verified.judge_accuracy(0.02)(measured(classes, 1000), labels, seconds=61.0, args={"seconds": 60.0})
     low, high = verified.wilson(360, 400)
     assert verdict.value == pytest.approx(high) and "Wilson 95% interval" in verdict.message
     assert "400 of the 1,000" in verdict.message and "count as wrong" not in verdict.message
@@ -247,7 +247,7 @@ def test_test_set_checks_get_the_images_name_and_the_labels_where_the_grader_has
     from checklib import job
 
     seen = []
-    check = Check("acc", "predictions", lambda data, labels, seconds=None: seen.append(labels) or passed("ok"),
+    check = Check("acc", "predictions", lambda data, labels, seconds=None, args=None: seen.append(labels) or passed("ok"),
                   {"weights": "model.pt"}, test_set=True)
     assignment = SimpleNamespace(setup_cell="setup", setup_source="", graded_cells={}, checks=(check,), required_files=())
     assert job.plan(assignment, {}, {})[1][0]["args"] == {"weights": "model.pt", "images": None}  # the self-check

@@ -82,7 +82,7 @@ def judge_config(data):
 CHECKS = [
     Check("model.loads", judge=verified.judge_loads, **EVALUATION),
     Check("model.outputs", judge=verified.judge_outputs, **EVALUATION),
-    Check("accuracy.verified", judge=verified.judge_accuracy(TOLERANCE, budget=EVALUATION["args"]["seconds"], suspicious_above=SUSPICIOUS), **EVALUATION),
+    Check("accuracy.verified", judge=verified.judge_accuracy(TOLERANCE, suspicious_above=SUSPICIOUS), **EVALUATION),
     Check("report.curves", judge=judge_curves, **REPORT),
     Check("report.config", judge=judge_config, **REPORT),
 ]
