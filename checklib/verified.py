@@ -270,6 +270,56 @@ def _classify(model, x, classes: int):
     return torch.cat([_classify(model, x[:half], classes), _classify(model, x[half:], classes)])
 
 
+def _model_and_weights(ns, weights, model, max_parameters, max_mb):
+    """({"model": its size, "weights": loaded}, {"model": the loaded module}), each part
+    measured on its own. The size is every tensor the model registers, parameters and
+    buffers (read from torch's own dictionaries): weights kept in buffers count too."""
+    import torch
+
+    from .probes import ProbeError, lookup, measure
+    from .structure import parameters, walk
+
+    def build():
+        Net = lookup(ns, model)
+        try:
+            m = Net()
+        except Exception as err:
+            raise ProbeError(f"{model}() could not be built ({type(err).__name__}: {err}); it must build with no "
+                             "arguments and without downloading anything (pretrained weights are not allowed)") from None
+        if not isinstance(m, torch.nn.Module):
+            raise ProbeError(f"{model}() is a {type(m).__name__}, not a torch.nn.Module")
+        return m
+
+    def count():
+        m = build()
+        n = sum(p.numel() for _, p in parameters(m))
+        seen = set()
+        for _, sub in walk(m):
+            for value in object.__getattribute__(sub, "__dict__").get("_buffers", {}).values():
+                if isinstance(value, torch.Tensor) and id(value) not in seen:
+                    seen.add(id(value))
+                    n += value.numel()
+        if n > max_parameters:
+            raise ProbeError(f"{model}() has {n:,} parameters and buffers; the budget is {max_parameters:,}")
+        return n
+
+    state: dict = {}
+
+    def weights_fit():
+        state["model"] = m = build()
+        _load(m, _state_dict(Path(weights), max_mb))
+        torch.nn.Module.train(m, False)  # eval mode, set by torch's own method
+        return True
+
+    return {"model": measure(count), "weights": measure(weights_fit)}, state
+
+
+def model_weights(ns, weights, model="Net", max_parameters=25_000_000, max_mb=200.0):
+    """Probe: the model's size and whether the weights load, on their own (a model that
+    crashes or hangs while evaluating does not take these with it)."""
+    return _model_and_weights(ns, weights, model, max_parameters, max_mb)[0]
+
+
 def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, batch_size=100,
                 timing_images=8, min_images=500, max_parameters=25_000_000, max_mb=200.0, reported=None):
     """Probe: the submitted model's predicted classes on the grader's images (no labels);
@@ -290,8 +340,7 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     """
     import torch
 
-    from .probes import ProbeError, lookup, measure, read_yaml
-    from .structure import parameters
+    from .probes import ProbeError, measure, read_yaml
 
     if images is None:  # no test set here (the students' self-check): the same checks on seeded random images
         stored = np.random.default_rng(0).integers(0, 256, (SELF_CHECK_IMAGES, 32, 32, 3), dtype=np.uint8)
@@ -301,33 +350,8 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     need = min_images if images is None else min(min_images, total)  # images that must fit the budget
     found: dict = {"total": total, "test_set": images is not None}
 
-    def build():
-        Net = lookup(ns, model)
-        try:
-            m = Net()
-        except Exception as err:
-            raise ProbeError(f"{model}() could not be built ({type(err).__name__}: {err}); it must build with no "
-                             "arguments and without downloading anything (pretrained weights are not allowed)") from None
-        if not isinstance(m, torch.nn.Module):
-            raise ProbeError(f"{model}() is a {type(m).__name__}, not a torch.nn.Module")
-        return m
-
-    def count():
-        n = sum(p.numel() for _, p in parameters(build()))
-        if n > max_parameters:
-            raise ProbeError(f"{model}() has {n:,} parameters; the budget is {max_parameters:,}")
-        return n
-
-    found["model"] = measure(count)
-    state: dict = {}
-
-    def weights_fit():
-        state["model"] = m = build()
-        _load(m, _state_dict(Path(weights), max_mb))
-        torch.nn.Module.train(m, False)  # eval mode, set by torch's own method
-        return True
-
-    found["weights"] = measure(weights_fit)
+    parts, state = _model_and_weights(ns, weights, model, max_parameters, max_mb)
+    found.update(parts)
 
     def cost():
         if "model" not in state or not found["weights"].get("value"):
@@ -374,8 +398,9 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
             value = read_yaml(reported[0])
             for key in reported[1:]:
                 value = value[key] if isinstance(value, dict) and key in value else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ProbeError(f"{reported[0]} has no number at {'.'.join(reported[1:])}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise ProbeError(f"{reported[0]} has no accuracy between 0 and 1 at {'.'.join(reported[1:])} "
+                                 f"(found {value!r})")
             return float(value)
         found["reported"] = measure(read_reported)
     return found
@@ -409,13 +434,14 @@ def _error(record: dict) -> str | None:
 
 
 def judge_loads(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
-    """The model builds within the parameter budget and the weights fit it."""
+    """The model builds within the parameter budget and the weights fit it (data from
+    `model_weights`, or the same parts of `predictions`)."""
     from .checks import failed, passed
 
     for part in ("model", "weights"):
         if _error(data.get(part, {})):
             return failed(_error(data[part]))
-    return passed(f"Net() has {data['model']['value']:,} parameters and your weights load into it.",
+    return passed(f"Net() has {data['model']['value']:,} parameters and buffers, and your weights load into it.",
                   figures=(("parameters", float(data["model"]["value"])),))
 
 
@@ -456,7 +482,12 @@ def judge_accuracy(tolerance: float = 0.02, budget: float | None = None, suspici
         for part in ("weights", "cost", "predictions"):
             if _error(data.get(part, {})):
                 return failed("The accuracy could not be verified: " + _error(data[part]))
-        predicted = np.asarray(data["predictions"]["value"]["classes"], dtype=np.int64).reshape(-1)
+        raw = np.asarray(data["predictions"]["value"]["classes"])
+        n_classes = int((args or {}).get("classes", 10))
+        if raw.ndim != 1 or (raw.size and (not np.issubdtype(raw.dtype, np.integer) or raw.min() < 0 or raw.max() >= n_classes)):
+            return failed(f"The accuracy could not be verified: the predictions that came back are not one class index "
+                          f"(0 to {n_classes - 1}) per image (found {raw.dtype} of shape {raw.shape}).")
+        predicted = raw.astype(np.int64)
         total, returned = int(data["total"]), len(predicted)
         if labels is None or len(labels) != total or returned > total:
             return failed("The accuracy could not be verified: the grader's labels do not match the images it wrote.")
@@ -488,6 +519,7 @@ def judge_accuracy(tolerance: float = 0.02, budget: float | None = None, suspici
                 message += " That differs from the verified accuracy by more than the tolerance: flagged for a TA (the score uses the verified accuracy only)."
         elif isinstance(reported, dict) and "error" in reported:
             message += f" Your reported accuracy could not be read: {reported['error']}."
+            flags.append(f"no reported accuracy to compare with the verified {accuracy:.2%} ({reported['error'][:120]})")
         if suspicious_above is not None and accuracy > suspicious_above:
             flags.append(f"verified accuracy {accuracy:.2%} is above {suspicious_above:.0%}, more than models trained "
                          "on the training set reach here: check for leaked test labels (a memorised test set)")

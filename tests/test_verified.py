@@ -307,3 +307,43 @@ def test_a_batch_the_memory_limit_cannot_hold_is_split_until_it_fits():
     with torch.inference_mode():
         assert torch.equal(verified._classify(model, x, 10), Tiny.forward(model, x).argmax(1))
     assert max(c for c in calls if c <= 3) <= 3 and calls[0] == 10
+
+
+# --- what the red team found -----------------------------------------------------------------
+
+def test_weights_kept_in_buffers_count_toward_the_size(folder):
+    """Registering the weights as buffers instead of parameters neither shrinks the leaderboard's
+    size nor escapes the parameter budget."""
+    class Buffered(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.zeros(1000))
+            self.head = nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.head(x.mean(dim=(2, 3)).repeat(1, 2)[:, :4])
+
+    torch.save(Buffered().state_dict(), folder / "model.pt")
+    data = decode(encode(verified.model_weights({"Net": Buffered}, "model.pt")))
+    assert data["model"]["value"] == 1000 + 50 and verified.judge_loads(data).passed
+    over = decode(encode(verified.model_weights({"Net": Buffered}, "model.pt", max_parameters=500)))
+    assert "parameters and buffers; the budget is 500" in verified.judge_loads(over).message
+
+
+def test_predictions_of_the_wrong_form_are_not_scored():
+    labels = np.arange(100) % 10
+    judge = verified.judge_accuracy(0.02)
+    for classes in (np.array([list(range(10))]), labels + 10, labels.astype(np.float32) + 0.5):
+        data = measured(labels, 100)
+        data["predictions"]["value"]["classes"] = torch.as_tensor(classes)
+        verdict = judge(data, labels, seconds=1.0, args={"seconds": 60.0, "classes": 10})
+        assert not verdict.passed and "one class index" in verdict.message, classes
+
+
+def test_a_reported_accuracy_that_is_not_a_number_is_flagged(folder):
+    (folder / "results.yaml").write_text("test_accuracy: .nan\n")
+    data = probe({"Net": Tiny}, reported=["results.yaml", "test_accuracy"])
+    assert "no accuracy between 0 and 1" in data["reported"]["error"]
+    labels = np.zeros(60, dtype=np.int64)
+    verdict = verified.judge_accuracy(0.02)(data, labels, seconds=1.0, args={"seconds": 30})
+    assert "no reported accuracy to compare" in verdict.flag

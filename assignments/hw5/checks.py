@@ -19,6 +19,10 @@ EVALUATION = dict(probe="predictions", cells=("model",), files=("model.pt",), te
     min_images=1000,             # fewer fit the budget: too slow for the limits
     max_parameters=25_000_000, max_mb=200.0,
     reported=["results.yaml", "test_accuracy"]))
+# The model's size and its weights, measured on their own: a model that crashes or hangs while
+# evaluating does not lose these points too.
+LOADS = dict(probe="model_weights", cells=("model",), files=("model.pt",), args={
+    k: EVALUATION["args"][k] for k in ("weights", "model", "max_parameters", "max_mb")})
 TOLERANCE = 0.02                 # reported vs verified accuracy, beyond which a TA is told
 SUSPICIOUS = 0.99                # a verified accuracy above this is flagged: CIFAR-10 models trained on its
                                  # training set alone stay below it; above, the test labels may have leaked
@@ -80,7 +84,7 @@ def judge_config(data):
 
 
 CHECKS = [
-    Check("model.loads", judge=verified.judge_loads, **EVALUATION),
+    Check("model.loads", judge=verified.judge_loads, **LOADS),
     Check("model.outputs", judge=verified.judge_outputs, **EVALUATION),
     Check("accuracy.verified", judge=verified.judge_accuracy(TOLERANCE, suspicious_above=SUSPICIOUS), **EVALUATION),
     Check("report.curves", judge=judge_curves, **REPORT),

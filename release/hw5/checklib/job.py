@@ -40,8 +40,10 @@ def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | No
 
 def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=None) -> dict[str, Verdict]:
     """`labels`: the grader's test-set labels, in the order of the images it wrote (checks
-    with test_set=True are judged judge(data, labels)); None where there is no test set
-    (a judge that needs them then says the autograder measures it)."""
+    with test_set=True are judged judge(data, labels, seconds=..., args=...), `seconds` being
+    the probe's wall time by the grader's clock, `run.seconds`, and `args` the probe's
+    arguments from the rubric, e.g. its time budget); None where there is no test set (a
+    judge that needs them then says the autograder measures it)."""
     verdicts = {}
     for check in assignment.checks:
         missing_files = [f for f in check.files if f not in files]
@@ -65,7 +67,11 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=N
         else:
             try:
                 data = decode(outcome["data"])
-                verdicts[check.id] = check.judge(data, labels) if check.test_set else check.judge(data)
+                if check.test_set:  # what only the grader knows: the labels, the probe's time by its clock, its args
+                    seconds = getattr(run, "seconds", {}).get(check.probe_key)
+                    verdicts[check.id] = check.judge(data, labels, seconds=seconds, args=dict(check.args))
+                else:
+                    verdicts[check.id] = check.judge(data)
             except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
                 verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
                                                     f"({type(err).__name__}: {err}).")

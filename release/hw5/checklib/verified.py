@@ -8,9 +8,12 @@ dict file). The grader does not believe any accuracy the student reports:
              labels, into the child's work folder (`write_images`);
     child    builds the model from the graded cell, loads the weights with
              torch.load(weights_only=True) (nothing is unpickled), times a few images,
-             evaluates as many of the images as fit the time budget, in the file's order,
-             and returns its predicted classes (`predictions`, a probe);
-    grader   compares those predictions with the labels it kept (`judge_accuracy`): the
+             evaluates the images in the file's order until they or the time budget run
+             out, and returns its predicted classes (`predictions`, a probe);
+    grader   decides how many images count (`images_required`: all that fit the budget
+             at the speed the grader's own clock measured, so a child that stops early,
+             or is fast only while timed, gains nothing: missing predictions are wrong),
+             compares the predictions with the labels it kept (`judge_accuracy`): the
              accuracy, a Wilson 95% interval when only a subset fitted, the rubric's
              thresholds applied with that interval, and the reported accuracy compared.
 
@@ -151,6 +154,19 @@ def images_within(seconds_per_image: float, budget_seconds: float, total: int, b
     return total if fit >= total else max(0, fit - fit % batch_size)
 
 
+def images_required(returned: int, total: int, grader_seconds: float | None, budget: float | None) -> int:
+    """How many images (a prefix of the secret order) the grader counts: every image that
+    fits `budget` seconds at the speed the grader measured with its own clock, around the
+    whole probe (building and loading included, so never faster than the model really
+    was), and never fewer than were returned. Predictions missing from that prefix count
+    as wrong: stopping early, or being fast only while timed, cannot narrow the sample.
+    Without the grader's timing (or its budget) every image counts."""
+    if returned >= total or grader_seconds is None or budget is None:
+        return total
+    fit = int(budget * max(returned, 1) / max(grader_seconds, 1e-9))  # budget / (seconds per image)
+    return min(total, max(returned, fit))
+
+
 def threshold_value(correct: int, n: int, total: int) -> float:
     """The number the rubric's thresholds are applied to: the accuracy when every test
     image was evaluated; with a subset, the upper end of its Wilson 95% interval (a
@@ -254,35 +270,14 @@ def _classify(model, x, classes: int):
     return torch.cat([_classify(model, x[:half], classes), _classify(model, x[half:], classes)])
 
 
-def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, batch_size=100,
-                timing_images=8, min_images=500, max_parameters=25_000_000, max_mb=200.0, reported=None):
-    """Probe: the submitted model's predicted classes on the grader's images (no labels);
-    with `images=None` (no test set: the self-check), on seeded random images, so that a
-    student sees before submitting whether the weights load and the model is fast enough.
-
-    Measured part by part (each {"value"} or {"error"}), so a verdict names its own cause:
-      model       Net() built in eval mode: its parameter count (within `max_parameters`)
-      weights     the weights file read with weights_only=True and loaded strictly
-      cost        seconds per image: one image (after a warm-up image), then, unless that
-                  is over four times the budget's share, a batch of `timing_images`; the
-                  outputs' shape and finiteness; how many images fit `seconds` (fewer than
-                  `min_images`: too slow for the limits)
-      predictions the predicted classes of the first `n` images of the file (uint8),
-                  and the wall seconds the evaluation took
-      reported    the accuracy the student reported: `reported` = [file, key]
-    """
+def _model_and_weights(ns, weights, model, max_parameters, max_mb):
+    """({"model": its size, "weights": loaded}, {"model": the loaded module}), each part
+    measured on its own. The size is every tensor the model registers, parameters and
+    buffers (read from torch's own dictionaries): weights kept in buffers count too."""
     import torch
 
-    from .probes import ProbeError, lookup, measure, read_yaml
-    from .structure import parameters
-
-    if images is None:  # no test set here (the students' self-check): the same checks on seeded random images
-        stored = np.random.default_rng(0).integers(0, 256, (SELF_CHECK_IMAGES, 32, 32, 3), dtype=np.uint8)
-    else:
-        stored = np.load(images, mmap_mode="r", allow_pickle=False)
-    total = len(stored)
-    need = min_images if images is None else min(min_images, total)  # images that must fit the budget
-    found: dict = {"total": total, "test_set": images is not None}
+    from .probes import ProbeError, lookup, measure
+    from .structure import parameters, walk
 
     def build():
         Net = lookup(ns, model)
@@ -296,12 +291,18 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
         return m
 
     def count():
-        n = sum(p.numel() for _, p in parameters(build()))
+        m = build()
+        n = sum(p.numel() for _, p in parameters(m))
+        seen = set()
+        for _, sub in walk(m):
+            for value in object.__getattribute__(sub, "__dict__").get("_buffers", {}).values():
+                if isinstance(value, torch.Tensor) and id(value) not in seen:
+                    seen.add(id(value))
+                    n += value.numel()
         if n > max_parameters:
-            raise ProbeError(f"{model}() has {n:,} parameters; the budget is {max_parameters:,}")
+            raise ProbeError(f"{model}() has {n:,} parameters and buffers; the budget is {max_parameters:,}")
         return n
 
-    found["model"] = measure(count)
     state: dict = {}
 
     def weights_fit():
@@ -310,7 +311,47 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
         torch.nn.Module.train(m, False)  # eval mode, set by torch's own method
         return True
 
-    found["weights"] = measure(weights_fit)
+    return {"model": measure(count), "weights": measure(weights_fit)}, state
+
+
+def model_weights(ns, weights, model="Net", max_parameters=25_000_000, max_mb=200.0):
+    """Probe: the model's size and whether the weights load, on their own (a model that
+    crashes or hangs while evaluating does not take these with it)."""
+    return _model_and_weights(ns, weights, model, max_parameters, max_mb)[0]
+
+
+def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, batch_size=100,
+                timing_images=8, min_images=500, max_parameters=25_000_000, max_mb=200.0, reported=None):
+    """Probe: the submitted model's predicted classes on the grader's images (no labels);
+    with `images=None` (no test set: the self-check), on seeded random images, so that a
+    student sees before submitting whether the weights load and the model is fast enough.
+
+    Measured part by part (each {"value"} or {"error"}), so a verdict names its own cause:
+      model       Net() built in eval mode: its parameter count (within `max_parameters`)
+      weights     the weights file read with weights_only=True and loaded strictly
+      cost        seconds per image: one image (after a warm-up image), then, unless that
+                  is over four times the budget's share, a batch of `timing_images`; the
+                  outputs' shape and finiteness; how many images fit `seconds` (fewer than
+                  `min_images`: too slow for the limits)
+      predictions the predicted classes of the file's images, in order, until they or the
+                  `seconds` budget run out (uint8), and the seconds it took by the child's
+                  clock (shown only; the grader counts images by its own: `images_required`)
+      reported    the accuracy the student reported: `reported` = [file, key]
+    """
+    import torch
+
+    from .probes import ProbeError, measure, read_yaml
+
+    if images is None:  # no test set here (the students' self-check): the same checks on seeded random images
+        stored = np.random.default_rng(0).integers(0, 256, (SELF_CHECK_IMAGES, 32, 32, 3), dtype=np.uint8)
+    else:
+        stored = np.load(images, mmap_mode="r", allow_pickle=False)
+    total = len(stored)
+    need = min_images if images is None else min(min_images, total)  # images that must fit the budget
+    found: dict = {"total": total, "test_set": images is not None}
+
+    parts, state = _model_and_weights(ns, weights, model, max_parameters, max_mb)
+    found.update(parts)
 
     def cost():
         if "model" not in state or not found["weights"].get("value"):
@@ -341,13 +382,13 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     def evaluate():
         if "value" not in found["cost"]:
             raise ProbeError("not measured: " + found["cost"].get("error", "no cost"))
-        m, n = state["model"], found["cost"]["value"]["n"]
-        predicted = []
+        m, predicted, done = state["model"], [], 0
         start = time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, n, batch_size):
-                x = _as_inputs(np.array(stored[i:min(i + batch_size, n)]))
+        with torch.inference_mode():  # in the file's order until the images or the budget run out
+            while done < total and time.perf_counter() - start < seconds:
+                x = _as_inputs(np.array(stored[done:done + batch_size]))
                 predicted.append(_classify(m, x, classes).to(torch.uint8))
+                done += len(x)
         return {"classes": torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.uint8),
                 "seconds": time.perf_counter() - start}
 
@@ -357,8 +398,9 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
             value = read_yaml(reported[0])
             for key in reported[1:]:
                 value = value[key] if isinstance(value, dict) and key in value else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ProbeError(f"{reported[0]} has no number at {'.'.join(reported[1:])}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise ProbeError(f"{reported[0]} has no accuracy between 0 and 1 at {'.'.join(reported[1:])} "
+                                 f"(found {value!r})")
             return float(value)
         found["reported"] = measure(read_reported)
     return found
@@ -391,19 +433,22 @@ def _error(record: dict) -> str | None:
     return record.get("error") if isinstance(record, dict) else "not measured"
 
 
-def judge_loads(data: dict, labels=None):
-    """The model builds within the parameter budget and the weights fit it."""
+def judge_loads(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
+    """The model builds within the parameter budget and the weights fit it (data from
+    `model_weights`, or the same parts of `predictions`)."""
     from .checks import failed, passed
 
     for part in ("model", "weights"):
         if _error(data.get(part, {})):
             return failed(_error(data[part]))
-    return passed(f"Net() has {data['model']['value']:,} parameters and your weights load into it.",
+    return passed(f"Net() has {data['model']['value']:,} parameters and buffers, and your weights load into it.",
                   figures=(("parameters", float(data["model"]["value"])),))
 
 
-def judge_outputs(data: dict, labels=None):
-    """Logits of the right shape, finite, fast enough for the limits."""
+def judge_outputs(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
+    """Logits of the right shape, finite, fast enough for the limits. The time per image
+    (a leaderboard figure) is the grader's: `seconds`, its own clock around the whole probe,
+    over the images evaluated; the child's timing only where there is no grader (self-check)."""
     from .checks import failed, passed
 
     if _error(data.get("weights", {})):
@@ -411,28 +456,43 @@ def judge_outputs(data: dict, labels=None):
     for part in ("cost", "predictions"):
         if _error(data.get(part, {})):
             return failed(_error(data[part]))
-    per_image = data["cost"]["value"]["seconds_per_image"]
-    return passed(f"Logits of shape (N, classes), finite; {per_image * 1000:.1f} ms per image on the grader's CPU.",
+    returned = len(data["predictions"]["value"]["classes"])
+    if seconds is not None and returned:
+        per_image, clock = seconds / returned, "by the grader's clock, building and loading included"
+    else:
+        per_image, clock = float(data["cost"]["value"]["seconds_per_image"]), "on this machine's CPU"
+    return passed(f"Logits of shape (N, classes), finite; {per_image * 1000:.1f} ms per image ({clock}).",
                   figures=(("cpu_ms_per_image", round(per_image * 1000, 3)),))
 
 
-def judge_accuracy(tolerance: float = 0.02):
-    """A judge(data, labels): the verified accuracy (thresholds by `threshold_value`), with the
-    reported accuracy compared (a difference beyond `tolerance` and the interval is flagged)."""
+def judge_accuracy(tolerance: float = 0.02, budget: float | None = None, suspicious_above: float | None = None):
+    """A judge(data, labels, seconds, args): the verified accuracy over the images the grader
+    counts (`images_required`, from the probe's budget in seconds, `budget` or else the
+    probe's own `args["seconds"]`, and the grader's timing `seconds`; missing predictions
+    are wrong), thresholds by `threshold_value`, the
+    reported accuracy compared (a difference beyond `tolerance` and the interval is flagged),
+    and an accuracy above `suspicious_above` flagged (the test labels may have leaked)."""
     from .checks import failed, passed
 
-    def judge(data: dict, labels=None):
+    def judge(data: dict, labels=None, seconds: float | None = None, args: dict | None = None):
+        limit = budget if budget is not None else (args or {}).get("seconds")
         if not data.get("test_set"):
             return failed("Measured by the autograder only, on the instructor's test set (which is not available "
                           "here); the checks above ran your model on random images instead.")
         for part in ("weights", "cost", "predictions"):
             if _error(data.get(part, {})):
                 return failed("The accuracy could not be verified: " + _error(data[part]))
-        predicted = np.asarray(data["predictions"]["value"]["classes"], dtype=np.int64)
-        total, n = int(data["total"]), len(predicted)
-        if labels is None or len(labels) != total or n > total:
+        raw = np.asarray(data["predictions"]["value"]["classes"])
+        n_classes = int((args or {}).get("classes", 10))
+        if raw.ndim != 1 or (raw.size and (not np.issubdtype(raw.dtype, np.integer) or raw.min() < 0 or raw.max() >= n_classes)):
+            return failed(f"The accuracy could not be verified: the predictions that came back are not one class index "
+                          f"(0 to {n_classes - 1}) per image (found {raw.dtype} of shape {raw.shape}).")
+        predicted = raw.astype(np.int64)
+        total, returned = int(data["total"]), len(predicted)
+        if labels is None or len(labels) != total or returned > total:
             return failed("The accuracy could not be verified: the grader's labels do not match the images it wrote.")
-        correct = int((predicted == np.asarray(labels)[:n]).sum())
+        n = images_required(returned, total, seconds, limit)
+        correct = int((predicted[:n] == np.asarray(labels)[:min(returned, n)]).sum())
         accuracy = correct / max(n, 1)
         low, high = wilson(correct, n)
         if n >= total:
@@ -444,18 +504,26 @@ def judge_accuracy(tolerance: float = 0.02):
                        f"Wilson 95% interval: {low:.2%} to {high:.2%}; points follow the interval's upper end, "
                        f"{high:.2%} (a threshold counts as reached unless the interval lies below it).")
             margin = (high - low) / 2
-        flag = ""
+        if returned < n:
+            timing = f" in {seconds:.0f} s by the grader's clock" if seconds is not None else ""
+            message += (f" Your model returned predictions for {returned:,} images{timing}; at that speed {n:,} fit "
+                        f"the evaluation budget, so the {n - returned:,} it did not return count as wrong.")
+        flags = []
         reported = data.get("reported", {})
         if isinstance(reported, dict) and "value" in reported:
             claim = reported["value"]
             message += f" You reported {claim:.2%}."
             if abs(claim - accuracy) > tolerance + margin:
-                flag = (f"reported accuracy {claim:.2%} differs from the verified {accuracy:.2%} by more than "
-                        f"{tolerance:.1%}{' plus the interval' if margin else ''}")
-                message += f" That differs from the verified accuracy by more than the tolerance: flagged for a TA (the score uses the verified accuracy only)."
+                flags.append(f"reported accuracy {claim:.2%} differs from the verified {accuracy:.2%} by more than "
+                             f"{tolerance:.1%}{' plus the interval' if margin else ''}")
+                message += " That differs from the verified accuracy by more than the tolerance: flagged for a TA (the score uses the verified accuracy only)."
         elif isinstance(reported, dict) and "error" in reported:
             message += f" Your reported accuracy could not be read: {reported['error']}."
+            flags.append(f"no reported accuracy to compare with the verified {accuracy:.2%} ({reported['error'][:120]})")
+        if suspicious_above is not None and accuracy > suspicious_above:
+            flags.append(f"verified accuracy {accuracy:.2%} is above {suspicious_above:.0%}, more than models trained "
+                         "on the training set reach here: check for leaked test labels (a memorised test set)")
         return passed(message, threshold_value(correct, n, total),
-                      figures=(("accuracy", round(accuracy, 4)),), flag=flag)
+                      figures=(("accuracy", round(accuracy, 4)),), flag="; ".join(flags))
 
     return judge

@@ -19,7 +19,13 @@ EVALUATION = dict(probe="predictions", cells=("model",), files=("model.pt",), te
     min_images=1000,             # fewer fit the budget: too slow for the limits
     max_parameters=25_000_000, max_mb=200.0,
     reported=["results.yaml", "test_accuracy"]))
+# The model's size and its weights, measured on their own: a model that crashes or hangs while
+# evaluating does not lose these points too.
+LOADS = dict(probe="model_weights", cells=("model",), files=("model.pt",), args={
+    k: EVALUATION["args"][k] for k in ("weights", "model", "max_parameters", "max_mb")})
 TOLERANCE = 0.02                 # reported vs verified accuracy, beyond which a TA is told
+SUSPICIOUS = 0.99                # a verified accuracy above this is flagged: CIFAR-10 models trained on its
+                                 # training set alone stay below it; above, the test labels may have leaked
 CURVES = ("train_losses", "test_losses", "train_accs", "test_accs", "lrs")
 REPORT = dict(probe="report_files", args={"results": "results.yaml", "curves": "learning_curves.png"},
               cells=("config",), files=("results.yaml", "learning_curves.png"))
@@ -78,9 +84,9 @@ def judge_config(data):
 
 
 CHECKS = [
-    Check("model.loads", judge=verified.judge_loads, **EVALUATION),
+    Check("model.loads", judge=verified.judge_loads, **LOADS),
     Check("model.outputs", judge=verified.judge_outputs, **EVALUATION),
-    Check("accuracy.verified", judge=verified.judge_accuracy(TOLERANCE), **EVALUATION),
+    Check("accuracy.verified", judge=verified.judge_accuracy(TOLERANCE, suspicious_above=SUSPICIOUS), **EVALUATION),
     Check("report.curves", judge=judge_curves, **REPORT),
     Check("report.config", judge=judge_config, **REPORT),
 ]

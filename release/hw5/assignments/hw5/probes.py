@@ -13,7 +13,7 @@ import os
 import struct
 
 from checklib.probes import ProbeError, lookup, measure, read_yaml
-from checklib.verified import batch_outputs, predictions  # noqa: F401 (called by name from the checks)
+from checklib.verified import batch_outputs, model_weights, predictions  # noqa: F401 (called by name from the checks)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -26,14 +26,25 @@ def _plain_config(ns):
 
 
 def _png_size(path):
-    """(width, height) of a PNG, read from its header; an error when it is not one."""
+    """(width, height) of a PNG that decodes whole (a header alone, or a damaged file, is
+    not an image of the curves); an error when it is not one."""
+    from PIL import Image
+
     if not os.path.isfile(path):
         raise ProbeError(f"{path} was not found")
     with open(path, "rb") as f:
         head = f.read(24)
     if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
         raise ProbeError(f"{path} is not a PNG image")
-    return list(struct.unpack(">II", head[16:24]))
+    width, height = struct.unpack(">II", head[16:24])
+    if width * height > 40_000_000:
+        raise ProbeError(f"{path} claims {width}x{height} pixels: not a plot")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every pixel: a truncated or forged file fails here
+    except Exception as err:
+        raise ProbeError(f"{path} is not a complete PNG image ({type(err).__name__}: {err})") from None
+    return [width, height]
 
 
 def report_files(ns, results, curves):
