@@ -193,6 +193,8 @@ def _state_dict(path: Path, max_mb: float):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle of arbitrary objects: refused, never run
+        if _out_of_memory(err):
+            raise ProbeError(f"{path.name} ({size_mb:.0f} MB) could not be loaded within the grader's memory limit") from None
         raise ProbeError(f"{path.name} is not a plain state dict of tensors: torch.load(weights_only=True) refused it "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). Save the weights "
                          f"with torch.save(model.state_dict(), '{path.name}'), not the model or other objects.") from None
@@ -252,8 +254,38 @@ def _outputs(model, x, classes: int):
     return out
 
 
+class _ImageFile:
+    """The images of a .npy file, read a slice at a time (no memory map: the child's address
+    space is limited, and 10,000 CIFAR images are 30 MB)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran or dtype != np.uint8 or len(shape) != 4:
+            raise ValueError(f"{self.path.name}: expected C-ordered uint8 images (N, H, W, C); found {dtype} {shape}")
+        self.shape = shape
+        self.row = int(np.prod(shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        start, stop, _ = part.indices(len(self))
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + start * self.row)
+            data = f.read(max(0, stop - start) * self.row)
+        return np.frombuffer(data, dtype=np.uint8).reshape(-1, *self.shape[1:]).copy()
+
+
+OUT_OF_MEMORY = ("can't allocate memory", "could not create a primitive")  # torch's and oneDNN's words for it
+
+
 def _out_of_memory(err: BaseException) -> bool:
-    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and any(w in str(err) for w in OUT_OF_MEMORY))
 
 
 def _classify(model, x, classes: int):
@@ -345,7 +377,7 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
     if images is None:  # no test set here (the students' self-check): the same checks on seeded random images
         stored = np.random.default_rng(0).integers(0, 256, (SELF_CHECK_IMAGES, 32, 32, 3), dtype=np.uint8)
     else:
-        stored = np.load(images, mmap_mode="r", allow_pickle=False)
+        stored = _ImageFile(images)
     total = len(stored)
     need = min_images if images is None else min(min_images, total)  # images that must fit the budget
     found: dict = {"total": total, "test_set": images is not None}
@@ -393,6 +425,10 @@ def predictions(ns, images, weights, model="Net", classes=10, seconds=120.0, bat
                 "seconds": time.perf_counter() - start}
 
     found["predictions"] = measure(evaluate)
+    state.clear()  # the model's memory goes back before the next probe (the child's address space is limited)
+    import gc
+
+    gc.collect()
     if reported:
         def read_reported():
             value = read_yaml(reported[0])
