@@ -31,7 +31,7 @@ import yaml
 from checklib.assignment import Assignment, load_assignment
 from .container import IsolationUnavailable, missing_mechanisms
 from .pipeline import grade
-from .reporters import gradescope_results, html_feedback, markdown_feedback, write_json
+from .reporters import figure_text, gradescope_results, html_feedback, markdown_feedback, write_json
 from .sandbox import InfrastructureError, Sandbox, _refusal, hard_cap
 
 RETRY = ("error", "infrastructure error")   # statuses regraded on the next run
@@ -280,7 +280,7 @@ def leaderboard_table(rows: list[dict], assignment: Assignment) -> str:
     width = max([len(r["student"]) for r in rows] + [7])
     lines = [f"{'rank':>4}  {'student':<{width}}  " + "  ".join(f"{c:>16}" for c in columns)]
     for n, r in enumerate(ranked, start=1):
-        cells = ["-" if r.get(c) is None else f"{r[c]:g}" for c in columns]
+        cells = ["-" if r.get(c) is None else figure_text(r[c]) for c in columns]
         lines.append(f"{n:>4}  {r['student']:<{width}}  " + "  ".join(f"{v:>16}" for v in cells))
     return "\n".join(lines)
 

@@ -16,6 +16,13 @@ from .pipeline import Report
 from checklib.scoring import section_totals
 
 
+def figure_text(value) -> str:
+    """A leaderboard figure as people read it: 6,577,610 parameters, 0.978, 4.84 ms."""
+    if isinstance(value, (int, float)) and float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def pending(report: Report) -> list:
     """The items still to be graded by hand."""
     return [r for r in report.results if r.status == "pending"]
@@ -104,7 +111,7 @@ def text_table(report: Report, width: int = 100) -> str:
     for flag in report.flags:
         lines.append(f"  FLAG {flag.splitlines()[0]}")
     if report.leaderboard:
-        lines.append("  leaderboard: " + ", ".join(f"{c['name']} {c['value']:g}" for c in report.leaderboard))
+        lines.append("  leaderboard: " + ", ".join(f"{c['name']} {figure_text(c['value'])}" for c in report.leaderboard))
     lines.append(f"{'points':>11}  {'status':<7}  check")
     sections, section = section_totals(report.results), None
     for r in report.results:
@@ -139,7 +146,7 @@ def markdown_feedback(report: Report, student: str | None = None) -> str:
     if not_graded(report):
         return "\n".join(out + ["Nothing could be graded automatically; fix the problem above and submit again."]) + "\n"
     if report.leaderboard:
-        out += ["Leaderboard entry: " + ", ".join(f"{c['name']} {c['value']:g}" for c in report.leaderboard), ""]
+        out += ["Leaderboard entry: " + ", ".join(f"{c['name']} {figure_text(c['value'])}" for c in report.leaderboard), ""]
     sections, section = section_totals(report.results), None
     for r in report.results:
         if r.section != section:
