@@ -172,8 +172,8 @@ def test_a_short_budget_evaluates_a_secret_subset_with_its_interval(hw5, sandbox
     from autograder.pipeline import grade
 
     total = len(verified.read_image_set(hw5.test_set_path)[1])
-    per_image = {c["name"]: c["value"] for c in graded["results"]["reference"]["leaderboard"]}["CPU ms per image"] / 1000
-    budget = per_image * total / 4   # about a quarter of the test set fits, at the reference's measured speed
+    budget = 0.05  # seconds: the child evaluates a few batches of 10 before its budget runs out; by the grader's
+                   # clock (building and loading included) no more fit, so those images are the secret subset
 
     def short(check):
         return dataclasses.replace(check, args={**check.args, "seconds": budget, "min_images": 0, "batch_size": 10}) \
