@@ -107,7 +107,7 @@ def _function_judge(rows):
     for o in outcomes(rows, "seeded"):
         s = o.setting
         if not o.ok:
-            unjudged.append(f"with {public.describe(s)}, forward raised an error (see the output check)")
+            unjudged.append(f"with {public.describe(s)}, it could not be measured (see the output check):\n{o.error}")
             continue
         if "unmatched" in o.value:
             unjudged.append(f"with {public.describe(s)}, the reference's weights could not be mapped onto your network "
