@@ -205,3 +205,56 @@ def test_each_mutant_fails_exactly_its_items(hw3, sandbox, reference, tmp_path, 
             assert len(result.output) > 30  # every failure explains itself to the student
         else:
             assert result.score == ref[item].score, item
+
+
+QUICK_EDITS = [  # (old, new) in the training cell: a small, fast run on the offline data
+    ("EPOCHS = 60", "EPOCHS = 2"), ("SAVE_INTERVAL = 10", "SAVE_INTERVAL = 1"), ("resnet_size=3", "resnet_size=1"),
+    ("first_num_filters=16", "first_num_filters=8"),
+]
+
+
+@pytest.mark.slow
+def test_source_notebook_runs_top_to_bottom_offline_and_its_results_grade(hw3, sandbox, tmp_path):
+    """Every cell of the instructor's notebook runs on CIFAR-format files made offline
+    (600 images, two epochs of a small v2); the results file it writes is graded like a
+    student's: all automatic points but the accuracy thresholds, which need real CIFAR-10."""
+    from nbclient import NotebookClient
+
+    work = tmp_path / "hw3"
+    shutil.copytree(KIT_ROOT / "hw_utils", work / "hw_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    write_cifar_python(work, n_train=600, n_test=100)
+    nb = nbformat.read(SOURCE, as_version=4)
+    edits = QUICK_EDITS + [("train_valid_split(x_train, y_train)", "train_valid_split(x_train, y_train, 500)")]
+    for old, new in edits:
+        cell = next(c for c in nb.cells if c.cell_type == "code" and old in c.source)
+        cell.source = cell.source.replace(old, new)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "train (600, 3072) uint8, test (100, 3072); split: 500 train, 100 valid" in text
+    assert "ResNet v1, n=3: 272,282 parameters" in text and "Restored model parameters from model_v2/model-" in text
+    assert re.search(r"Test accuracy: \d\.\d{4} \(results written to results/test_results.json\)", text)
+    nbformat.write(nb, work / "HW3.ipynb")
+    shutil.rmtree(work / "cifar-10-batches-py")
+    report = grade(work, hw3, sandbox)
+    wrong = [(r.id, r.output[:200]) for r in report.results if r.status == "failed" and r.id != "model.accuracy"]
+    assert not wrong
+    accuracy = next(i for i in hw3.items if i.id == "model.accuracy")
+    assert report.score >= automatic_points(hw3) - accuracy.points
+
+
+@pytest.mark.slow
+def test_forged_outputs_gain_nothing(hw3, sandbox, tmp_path):
+    """A network whose output does not come from its layers (a constant that still
+    depends on the input's shape), and a tensor whose comparisons always say yes."""
+    def edit(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "network")
+        cell.source = cell.source.replace(
+            "class batch_norm_relu_layer(nn.Module):",
+            "class _Liar(torch.Tensor):\n    def __eq__(self, other): return True\n    def __ne__(self, other): return False\n\n\n"
+            "class batch_norm_relu_layer(nn.Module):", 1)
+        cell.source = cell.source.replace(
+            "        return self.output_layer(outputs)\n",
+            "        return (self.output_layer(outputs) * 0 + 1).as_subclass(_Liar)\n")
+    results = by_id(grade(samples.build(tmp_path / "s", notebook_edit=edit), hw3, sandbox))
+    assert results["net.function"].status == "failed"
+    assert results["net.params"].status == "passed" and results["net.output"].status == "passed"
