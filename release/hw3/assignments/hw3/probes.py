@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import struct
 import tempfile
 import types
@@ -68,6 +69,12 @@ def write_batches(folder: str, sizes, seed: int) -> None:
                                  b"filenames": [f"{name}_{k}.png".encode() for k in range(len(labels))]}))
 
 
+def _scratch(prefix: str) -> str:
+    """A new folder in the working directory: the one place the sandbox lets a probe
+    write (its /tmp may be read-only); the caller removes it."""
+    return tempfile.mkdtemp(prefix=prefix, dir=os.getcwd())
+
+
 def _array(value, what: str) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
@@ -78,15 +85,18 @@ def _array(value, what: str) -> np.ndarray:
 def reader(ns, sizes, seed):
     """load_data(folder) on the grader's files: (x_train, y_train, x_test, y_test) as arrays."""
     load_data = lookup(ns, "load_data", "function")
-    folder = tempfile.mkdtemp(prefix="cifar-10-batches-py-")
-    write_batches(folder, sizes, seed)
+    folder = _scratch("cifar-10-batches-py-")
+    try:
+        write_batches(folder, sizes, seed)
 
-    def read():
-        found = load_data(folder)
-        if not isinstance(found, (tuple, list)) or len(found) != 4:
-            raise ProbeError(f"load_data returned {type(found).__name__}; expected the tuple (x_train, y_train, x_test, y_test)")
-        return [_array(v, name) for v, name in zip(found, ("x_train", "y_train", "x_test", "y_test"))]
-    return measure(read)
+        def read():
+            found = load_data(folder)
+            if not isinstance(found, (tuple, list)) or len(found) != 4:
+                raise ProbeError(f"load_data returned {type(found).__name__}; expected the tuple (x_train, y_train, x_test, y_test)")
+            return [_array(v, name) for v, name in zip(found, ("x_train", "y_train", "x_test", "y_test"))]
+        return measure(read)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _split_function(ns):
@@ -208,10 +218,17 @@ def checkpoints(ns, config, rows, epochs, restore, seed):
     epoch `restore` read here (weights only) into a fresh ResNet, its outputs and its
     predictions on the grader's images compared with what the model gives after
     test_or_validate(x, y, [restore]), and the accuracies test_or_validate returns."""
+    folder = _scratch("checkpoints-")
+    try:
+        return _checkpoints(ns, config, rows, epochs, restore, seed, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _checkpoints(ns, config, rows, epochs, restore, seed, folder):
     import torch
 
     Cifar, ResNet, parse_record = lookup(ns, "Cifar"), lookup(ns, "ResNet"), lookup(ns, "parse_record", "function")
-    folder = tempfile.mkdtemp(prefix="checkpoints-")
     cfg = types.SimpleNamespace(**config, modeldir=folder)
     x = seeded_pixels((rows, ROW), seed)
     y = np.random.default_rng(seed).integers(0, 10, rows)
