@@ -135,13 +135,13 @@ def test_the_engine_has_no_hw3_specific_code():
     assert proc.returncode == 1 and proc.stdout == "", proc.stdout
 
 
-def test_public_files_hold_no_hidden_settings_and_no_reference_network():
-    hidden = load_module_from(FOLDER / "hidden_checks.py", "hw3_hidden_for_test",
-                              public=load_module_from(FOLDER / "checks.py", "hw3_c"))
+def test_public_files_hold_no_hidden_settings_and_no_reference_network(hw3):
+    """The hidden settings (read from the loaded hidden checks) and the reference network appear in no public file."""
     public = "".join((FOLDER / f).read_text() for f in ("checks.py", "probes.py"))
     assert "HIDDEN" not in public and "reference.py" not in public and "class ResNet" not in public
-    assert str(hidden.HIDDEN_READER) not in public
-    for s in hidden.HIDDEN_NETWORKS:
+    checks = {c.id: c for c in hw3.checks}
+    assert str(checks["reader.hidden"].args["sizes"]) not in public
+    for s in checks["net.hidden"].args["settings"]:
         assert f"network({s['version']}, {s['size']}, classes={s['classes']}" not in public
 
 
@@ -258,3 +258,38 @@ def test_forged_outputs_gain_nothing(hw3, sandbox, tmp_path):
     results = by_id(grade(samples.build(tmp_path / "s", notebook_edit=edit), hw3, sandbox))
     assert results["net.function"].status == "failed"
     assert results["net.params"].status == "passed" and results["net.output"].status == "passed"
+
+
+VARIANTS = {  # correct solutions written another way: (old, new) per graded cell
+    "data_reader": [  # only the starter's spelling
+        ("def train_valid_split(x_train, y_train, split_index=45000):", "def train_vaild_split(x_train, y_train, split_index=45000):"),
+        ("train_vaild_split = train_valid_split  # the starter's spelling: either name works\n", "")],
+    "preprocess": [  # per-channel standardization, with numpy's population std
+        ("    std = max(float(image.std()), 1.0 / np.sqrt(image.size))\n    return ((image - image.mean()) / std).astype(np.float32)\n",
+         "    mean, std = image.mean(axis=(0, 1)), image.std(axis=(0, 1))\n    return ((image - mean) / std).astype(np.float32)\n")],
+    "network": [
+        # the blocks named by strings (compared with ==), F.relu instead of a module after the sum
+        ("        block_fn = standard_block if resnet_version == 1 else bottleneck_block\n",
+         "        block_fn = \"standard_block\" if resnet_version == 1 else \"bottleneck_block\"\n"),
+        ("        return self.relu(outputs + shortcut)\n", "        return F.relu(outputs + shortcut)\n"),
+        # the seed's bottleneck: the stride on the first 1x1 convolution, the projection computed last
+        ("        self.conv1 = nn.Conv2d(first_num_filters, width, 1, bias=False)\n",
+         "        self.conv1 = nn.Conv2d(first_num_filters, width, 1, stride=strides, bias=False)\n"),
+        ("        self.conv2 = nn.Conv2d(width, width, 3, stride=strides, padding=1, bias=False)\n",
+         "        self.conv2 = nn.Conv2d(width, width, 3, stride=1, padding=1, bias=False)\n"),
+        ("        shortcut = inputs if self.projection_shortcut is None else self.projection_shortcut(preactivated)\n"
+         "        outputs = self.conv1(preactivated)\n",
+         "        outputs = self.conv1(preactivated)\n"),
+        ("        outputs = self.conv3(self.bn_relu3(outputs))\n        return outputs + shortcut\n",
+         "        outputs = self.conv3(self.bn_relu3(outputs))\n"
+         "        return outputs + (inputs if self.projection_shortcut is None else self.projection_shortcut(preactivated))\n")],
+}
+
+
+@pytest.mark.slow
+def test_other_correct_ways_keep_full_marks(hw3, sandbox, tmp_path):
+    """The starter's train_vaild_split alone, per-channel standardization, blocks passed by
+    name, a functional ReLU, the stride on the bottleneck's first 1x1 convolution and the
+    projection computed after the main path: nothing graded depends on these choices."""
+    report = grade(samples.build(tmp_path / "s", samples.Sample("variants", VARIANTS)), hw3, sandbox)
+    assert report.score == automatic_points(hw3), [(r.id, r.output[:300]) for r in report.results if r.status == "failed"]

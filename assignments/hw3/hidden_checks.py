@@ -11,6 +11,7 @@ file nor reference.py). Loaded with `public` bound to this assignment's checks.p
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import torch
@@ -40,7 +41,9 @@ def reference_network(s):
 
 
 def _block_of(name: str) -> str:
-    return name.rsplit(".", 2)[0] if ".blocks." in name else ""
+    """The reference block a layer of the reference belongs to ("stack_layers.0.blocks.1"), or ""."""
+    found = re.match(r"^(.*\.blocks\.\d+)\.", name)
+    return found.group(1) if found else ""
 
 
 def role_orders(s) -> tuple[list, list]:
