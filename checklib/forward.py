@@ -504,7 +504,7 @@ def seeded_by_calls(module, roles, orders, seed: int, input_shape, modes=("train
     of that kind and shape in the order. Returns {"runs": [{"order", "names", "bias",
     "layers", "out": {mode: tensor}}]} for every order that maps, or {"unmatched": why}
     naming the first kind and shape whose counts differ, or the layer called twice."""
-    from checklib.structure import _slot, kind, report, set_training, walk
+    from checklib.structure import report, set_training, walk
 
     roles = {r.name: r for r in map(Role.of, roles)}
     values, x = role_values(list(roles.values()), seed), seeded_input(input_shape, seed)

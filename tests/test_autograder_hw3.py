@@ -4,12 +4,10 @@ items failed per mutant (the classic mistakes of real student code among them), 
 gained by forged outputs, the reader on CIFAR-format files written offline, the source
 notebook running top to bottom on them, and the Gradescope bundle grading HW3.
 Expected points are derived from the rubric, never restated here."""
-import json
 import pickle
 import re
 import shutil
 import subprocess
-import sys
 
 import nbformat
 import numpy as np

@@ -435,7 +435,7 @@ NET = dict(probe="networks", args={"settings": NETWORKS, "seed": SEED, "parts": 
            cells=("network",))
 
 
-def net_output_judge(what: str, settings_note: str = ""):
+def net_output_judge(what: str):
     return judges.output_shape(lambda s: [s["input"][0], s["classes"]], what, describe)
 
 
@@ -447,7 +447,7 @@ def net_params_judge(what: str):
 
 MODEL_CONFIG = dict(resnet_version=1, resnet_size=1, num_classes=10, first_num_filters=8, batch_size=8,
                     learning_rate=0.01, weight_decay=2e-4, lr_step=100, save_interval=1)
-CHECKPOINT = dict(probe="checkpoints", args={"config": MODEL_CONFIG, "rows": 16, "epochs": 2, "restore": 1, "seed": SEED + 2},
+CHECKPOINT = dict(probe="checkpoints", args={"config": MODEL_CONFIG, "rows": 8, "epochs": 2, "restore": 1, "seed": SEED + 2},
                   cells=("preprocess", "network", "model"))
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from checklib import judges
 from checklib.checks import Check, failed, outcomes, passed
-from checklib.forward import Role, load, role_values, roles_data, seeded_input, layer_calls
+from checklib.forward import Role, layer_calls, load, role_values, roles_data, seeded_input
 from checklib.structure import set_training, walk
 
 public = globals()["public"]  # bound by checklib.assignment before this file runs

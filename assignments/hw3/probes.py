@@ -186,12 +186,6 @@ def preprocess(ns, seed, draws, repeats):
     return {"test": measure(testing), "train": measure(training)}
 
 
-def output_dtype(ns, seed):
-    """The dtype preprocess_image returns (without training), as text."""
-    preprocess_image = lookup(ns, "preprocess_image", "function")
-    return measure(lambda: str(np.asarray(preprocess_image(seeded_pixels((32, 32, 3), seed), False)).dtype))
-
-
 # --- the network ------------------------------------------------------------------------------
 
 def networks(ns, settings, seed, parts):
