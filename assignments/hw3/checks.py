@@ -382,15 +382,22 @@ def _strides_test(calls, s):
 
 
 def _shortcuts_test(calls, s):
-    one_by_one = [c for c in _convs(calls) if c["kernel_size"] and list(c["kernel_size"]) == [1, 1]]
-    main, projections = weighted_calls(s["version"], s["size"])
-    want = projections + (2 * 3 * s["size"] if s["version"] == 2 else 0)
-    if len(one_by_one) != want:
+    """Projection shortcuts counted by measurement: the 1x1 convolutions forward calls,
+    less (in v2) the two of each bottleneck, counted from the student's own 3x3
+    convolutions (one per bottleneck after the start layer), so a missing block is the
+    depth check's mistake, not this one's."""
+    convs = _convs(calls)
+    ones = sum(list(c["kernel_size"] or []) == [1, 1] for c in convs)
+    threes = sum(list(c["kernel_size"] or []) == [3, 3] for c in convs)
+    bottlenecks = max(threes - 1, 0) if s["version"] == 2 else 0
+    projections = ones - 2 * bottlenecks
+    want = weighted_calls(s["version"], s["size"])[1]
+    if projections != want:
         where = ("the first block of stacks 2 and 3 (where the stride and the channels change)" if s["version"] == 1
                  else "the first block of each stack (the channels change, and in stacks 2 and 3 the size too)")
-        inside = "" if s["version"] == 1 else f", besides the 2 x {3 * s['size']} 1x1 convolutions of the bottlenecks"
-        return (f"forward calls {len(one_by_one)} 1x1 convolutions; expected {want}: a projection shortcut only in "
-                f"{where}{inside}. Every other block adds its input unchanged (the identity shortcut).")
+        inside = "" if s["version"] == 1 else f" besides the two 1x1 convolutions of each of its {bottlenecks} bottleneck blocks"
+        return (f"forward calls {projections} projection shortcut(s) (1x1 convolutions{inside}); expected {want}: one only "
+                f"in {where}. Every other block adds its input unchanged (the identity shortcut).")
     return None
 
 
