@@ -2,7 +2,7 @@
 
 Trains a small convnet on scikit-learn's digits with hw_utils.train, exactly as
 a student trains on CIFAR-10, and writes demo_out/ with the files a student gets;
-then grades sample HW4, HW2 and HW1 submissions in the sandbox, as a grader would.
+then grades sample HW4, HW2, HW1 and HW3 submissions in the sandbox, as a grader would.
 """
 from __future__ import annotations
 
@@ -125,12 +125,26 @@ def demo_grading_hw1() -> None:
     print("\n".join(lines[:1]) or feedback.read_text()[:800])
 
 
+def demo_grading_hw3() -> None:
+    print("\n== 5. The same engine grades HW3 (ResNet from the ground up on CIFAR-10) ==")
+    from demo import hw3_samples
+
+    graded = grade_samples("hw3", hw3_samples, {"flawed_hwc_reshape": "parse_hwc",
+                                                "flawed_vertical_flip": "flip_vertical",
+                                                "flawed_tf_momentum": "tensorflow_momentum"})
+    feedback = graded / "flawed_tf_momentum" / "feedback.md"
+    print(f"\nWhat the student who passed TensorFlow's momentum to PyTorch reads ({feedback}):")
+    lines = [line for line in feedback.read_text().splitlines() if "momentum=1 - 0.997" in line]
+    print("\n".join(lines[:1]) or feedback.read_text()[:800])
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     demo_training()
     demo_grading()
     demo_grading_hw2()
     demo_grading_hw1()
+    demo_grading_hw3()
     return 0
 
 
