@@ -8,14 +8,20 @@ caps every record and the whole stream, and catches every error: a malformed,
 oversized, duplicate, out-of-order or unexpected record breaks the channel for
 that child (`ChannelBroken`), never the grader.
 
-Student code runs in the same process, so it can write records too; nothing on
-this channel is proof of anything. The protocol only keeps the grader in
-charge: it knows from its own job which record may come next (it counts), so a
-forged record can neither move a deadline nor stall it, and the checks judge
-the measured values against expectations computed in the grader.
+Student code runs in the same process, so it can write records too. Every
+record must carry the run's secret (a random token per child, in the job the
+runner takes it from before student code runs): a record without it breaks the
+channel, so replaying the protocol from a graded cell (which can be planned from
+the public rubric) fails unless the cell reaches into the runner's memory for the
+token, which the static scan flags. Beyond that nothing on this channel is proof
+of anything: the protocol keeps the grader in charge (it knows from its own job
+which record may come next, so a forged record can neither move a deadline nor
+stall it), and the checks judge the measured values against expectations
+computed in the grader.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import math
 
@@ -129,7 +135,8 @@ class Protocol:
     cell's start and outcome in order, then each probe's start and outcome in order,
     then "done". Everything else breaks the channel."""
 
-    def __init__(self, cells: list[str], probes: list[str]):
+    def __init__(self, cells: list[str], probes: list[str], secret: str | None = None):
+        self.secret = secret  # every record must carry it (None: records carry none, as in the self-check)
         self.steps = [("ready", None)]
         for cid in cells:
             self.steps += [("cell_start", cid), ("cell", cid)]
@@ -157,6 +164,10 @@ class Protocol:
             raise ChannelBroken(f"a {record['event']!r} record after the end of the run")
         kind, name = self.expected
         event = record["event"]
+        if self.secret is not None and not (isinstance(record.get("secret"), str)
+                                            and hmac.compare_digest(record["secret"], self.secret)):
+            raise ChannelBroken(f"a {event!r} record without this run's secret: written by code other than the "
+                                "grader's runner (a graded cell writing the results channel itself)")
         wanted = ("result", "error") if kind == "outcome" else (kind,)
         field = "id" if kind in ("cell_start", "cell") else "key"
         if event not in wanted or (name is not None and record.get(field) != name):

@@ -4,8 +4,10 @@ This runs in a forked, already-contained child process (see `zygote.py`). Each
 record goes, framed by `channel.make_encoder()`, to the pipe whose read end
 only the grader holds. The writer and its encoder are bound here, before any
 student code runs, so replacing `os.write`, `json` or builtins later does not
-change how records are written. (Student code can still write to the pipe
-itself: the grader's protocol and checks are built for that, see `channel.py`.)
+change how records are written. Each record carries the run's secret, which the
+runner takes out of the job before any student code runs: code that writes the pipe
+itself does not know it (see `channel.Protocol`); to learn it, it would have to reach
+into this process's memory, which the static scan flags (`static.py`).
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from .channel import make_encoder
 
 
 def run(job: dict, events_fd: int, notes: list[str]) -> None:
-    write, encode = os.write, make_encoder()
+    write, encode, secret = os.write, make_encoder(), job.pop("secret", None)
 
     def emit(record: dict) -> None:
-        data = encode(record)
+        data = encode({**record, "secret": secret})
         while data:
             data = data[write(events_fd, data):]
 

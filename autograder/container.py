@@ -16,8 +16,9 @@ student code, as root:
      ends, every process it started ends with it;
   4. an allow-list root: a small tmpfs holding read-only bind mounts of the
      system's libraries, the interpreter and its packages, and the kit's
-     public code only (autograder/, checklib/, hw_utils/ and each assignment's
-     files but its hidden checks, assets and caches); a fresh read-only /proc of
+     public code only (autograder/, checklib/, hw_utils/ and of each assignment
+     the files its release ships, `release.public_files`, without the full
+     rubric); a fresh read-only /proc of
      the new PID namespace; a few device nodes; a size-limited tmpfs work folder
      into which the submitted files are copied (symbolic links refused);
      `pivot_root` into it, the old root detached;
@@ -43,7 +44,6 @@ PIDS_MAX = 64                 # processes (and threads) of one child's whole tre
 CPU_CORES = 1                 # CPU bandwidth of one child's whole tree
 SETUP_FAILED = 71             # the child's exit status when its container could not be built
 KIT_PUBLIC = ("autograder", "checklib", "hw_utils")
-GRADER_ONLY = ("hidden_checks.py", "assets", "__pycache__", "make_assets.py")  # never inside a child's root
 SIMULATE_ENV = "AUTOGRADER_SIMULATE_MISSING"  # tests: pretend a mechanism is missing (can only refuse more)
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -150,13 +150,7 @@ class ChildCgroup:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
     def pids(self) -> list[int]:
-        found = set()
-        for d in self.dirs:
-            try:
-                found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-            except OSError:
-                pass
-        return sorted(found)
+        return group_pids(self.dirs)
 
     def memory_exhausted(self) -> bool:
         """Whether the kernel had to refuse the child memory (it was then killed)."""
@@ -173,31 +167,55 @@ class ChildCgroup:
                     return True
         return False
 
-    def kill_all(self, attempts: int = 50) -> None:
-        """SIGKILL every process in the groups until none is left (a fork in between is caught next round)."""
-        for _ in range(attempts):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+    def kill_all(self) -> None:
+        kill_groups(self.dirs)
 
     def remove(self) -> None:
-        self.kill_all()
-        for d in reversed(self.dirs):
-            for _ in range(100):  # a killed process leaves its group a moment later
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
+        remove_groups(self.dirs)
         self.dirs = []
+
+
+def group_pids(folders: list[Path]) -> list[int]:
+    """Every process in the cgroup folders (any hierarchy, v1 or v2)."""
+    found = set()
+    for folder in folders:
+        try:
+            found.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def kill_groups(folders: list[Path], attempts: int = 50) -> None:
+    """SIGKILL every process in the groups until none is left (a fork in between is caught next round)."""
+    for _ in range(attempts):
+        pids = group_pids(folders)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def remove_groups(folders: list[Path], attempts: int = 100) -> None:
+    """Empty the groups (kill_groups), then remove them, deepest first. A killed process
+    leaves its group a moment after it dies, so removal is retried, killing again between
+    tries in case something was still starting. Used for every group the kit makes: a
+    child's container and the Gradescope stand-in's limited group."""
+    kill_groups(folders)
+    for folder in reversed(folders):
+        for _ in range(attempts):
+            try:
+                folder.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                kill_groups([folder], attempts=1)
+                time.sleep(0.01)
 
 
 def sweep_stale_cgroups() -> None:
@@ -283,9 +301,11 @@ def root_entries(assignments: Path = KIT_ROOT / "assignments") -> list[tuple[str
     for name in KIT_PUBLIC:
         if (KIT_ROOT / name).is_dir():
             entries.append((str(KIT_ROOT / name), str(KIT_ROOT / name)))
-    for folder in sorted(p for p in assignments.iterdir() if p.is_dir()):
-        for item in sorted(folder.iterdir()):
-            if item.name not in GRADER_ONLY and not item.name.startswith("hidden") and not item.is_symlink():
+    from .release import public_files  # the release's own rule: a child sees what students are given
+
+    for folder in sorted(p for p in assignments.iterdir() if p.is_dir() and not p.is_symlink()):
+        for item in public_files(folder):
+            if item.name != "rubric.yaml":  # the full rubric names hidden items; the child needs none of it
                 entries.append((str(item), str(item)))
     return entries
 

@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .container import cgroup_mounts, kill_groups, own_cgroups, remove_groups
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNLIMITED = 1 << 60          # v1 reports "no limit" as a huge number (about 2**63)
 GRADER_RESERVE_MB = 480      # the grader and a zygote when nothing better is known (benchmarks/gradescope_limits.py)
@@ -33,8 +35,6 @@ MIN_CHILD_MB = 128           # below this a child cannot even build the homework
 def _own_cgroup(controller: str) -> Path | None:
     """The folder of this process's cgroup for `controller` (v1), or its unified cgroup (v2),
     found as the sandbox finds the groups it nests each child under."""
-    from .container import cgroup_mounts, own_cgroups
-
     mounts = cgroup_mounts()
     key = controller if controller in mounts else "" if "" in mounts else None
     if key is None:
@@ -170,28 +170,7 @@ class LimitedGroup:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        for folder in self.folders.values():
-            for _ in range(50):  # the group empties once its last process is reaped
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    self._kill_all(folder)
-                    time.sleep(0.1)
-
-    @staticmethod
-    def _kill_all(folder: Path) -> None:
-        try:
-            pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-        except OSError:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+        remove_groups(list(self.folders.values()))
 
     def _join(self) -> None:
         """Run in the child between fork and exec: move it into every folder of the group."""
@@ -223,7 +202,7 @@ class LimitedGroup:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self._kill_all(self._memory())
+            kill_groups(list(self.folders.values()))
             out, err = proc.communicate()
         finally:
             self.seconds += time.monotonic() - start

@@ -57,6 +57,8 @@ class RunResult:
     isolation: list = field(default_factory=list)  # what the sandbox could not enforce here
     incidents: list = field(default_factory=list)  # timeouts, crashes, tampering
     flags: list = field(default_factory=list)      # for a TA: channel tampering, grader files changed
+    seconds: dict = field(default_factory=dict)    # probe key -> wall seconds from its start to its result,
+                                                   # by the grader's clock (never a figure the child reports)
 
 
 class SandboxError(RuntimeError):
@@ -109,6 +111,7 @@ class _Watch:
     capped: bool = False            # killed at the submission's hard cap
     broken: str | None = None       # why the channel was broken
     exit_code: int | None = None
+    probe_started: float = 0.0      # monotonic time the current probe's start record arrived
 
     @property
     def current(self) -> str | None:
@@ -127,10 +130,14 @@ class _Watch:
             result.isolation = record["isolation"]
         elif kind == "cell":
             result.cells[record["id"]] = {"ok": record["ok"], "error": record["error"]}
+        elif kind == "start":
+            self.probe_started = time.monotonic()
         elif kind == "result":
             result.probes[record["key"]] = {"ok": True, "data": record["data"]}
         elif kind == "error":
             result.probes[record["key"]] = {"ok": False, "error": record["error"]}
+        if kind in ("result", "error"):
+            result.seconds[record["key"]] = time.monotonic() - self.probe_started
         if kind in ("cell", "result", "error") and self.protocol.phase == "probes":  # the next probe's time starts
             self.deadline = time.monotonic() + limits.probe_timeout
 
@@ -249,7 +256,8 @@ class Sandbox:
 
     def _run_once(self, tmp: Path, cells, probes, probes_path, files, limits: Limits, result: RunResult, cap: float):
         """One child. Returns the probes that still have no outcome."""
-        request = self._prepare(tmp, cells, probes, probes_path, files, limits)
+        secret = secrets.token_hex(16)  # every record of this child must carry it (see channel.Protocol)
+        request = self._prepare(tmp, cells, probes, probes_path, files, limits, secret)
         cgroup = None
         read_end, write_end = os.pipe()
         try:
@@ -268,7 +276,7 @@ class Sandbox:
             started = self._read_message(timeout=30)
             if started is None or "pid" not in started:
                 raise InfrastructureError("the sandbox did not start a child")
-            protocol = Protocol([c["id"] for c in cells], [p["key"] for p in probes])
+            protocol = Protocol([c["id"] for c in cells], [p["key"] for p in probes], secret)
             watch = self._watch(started["pid"], read_end, protocol, limits, result, cap, cgroup)
             if cgroup is not None and cgroup.memory_exhausted() and watch.exit_code == -signal.SIGKILL:
                 watch.exit_code = "memory"
@@ -285,10 +293,11 @@ class Sandbox:
                                       f"{result.output[-500:]}")
         return self._conclude(watch, cells, probes, limits, result)
 
-    def _prepare(self, tmp: Path, cells, probes, probes_path, files, limits: Limits) -> dict:
-        """A private folder for one child: its job, its output file, a work folder holding
-        copies of the submitted files (a symbolic link is refused), and an empty folder
-        on which the child builds its root."""
+    def _prepare(self, tmp: Path, cells, probes, probes_path, files, limits: Limits, secret: str) -> dict:
+        """A private folder for one child: its job (with the run's `secret`: the child reads
+        it before it locks down, and then nothing of this folder is in its root), its output
+        file, a work folder holding copies of the submitted files (a symbolic link is
+        refused), and an empty folder on which the child builds its root."""
         attempt = tmp / secrets.token_hex(4)
         work = attempt / "work"
         work.mkdir(parents=True)
@@ -299,7 +308,8 @@ class Sandbox:
                 continue  # never follow a student's link (e.g. to a solution): the file counts as missing
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, work / name, follow_symlinks=False)
-        (attempt / "job.json").write_text(json.dumps({"cells": cells, "probes": probes, "probes_path": str(probes_path)}))
+        (attempt / "job.json").write_text(json.dumps({"cells": cells, "probes": probes, "probes_path": str(probes_path),
+                                                      "secret": secret}))
         (attempt / "output.txt").touch()
         return {"job_path": str(attempt / "job.json"), "output_path": str(attempt / "output.txt"),
                 "work_dir": str(work), "root_dir": str(attempt / "root"), "limits": asdict(limits),

@@ -173,6 +173,25 @@ def test_importlib_does_not_bypass_the_import_rule(hw4, sandbox, tmp_path, weak_
 
 # --- hanging the grader -------------------------------------------------------------------------
 
+def test_replaying_the_whole_protocol_without_the_runs_secret_is_refused(hw4, sandbox, tmp_path, weak_score):
+    """The plan is public (the rubric and checklib.job), so a cell can write every record the
+    grader expects, in order, and exit; it cannot know the run's secret."""
+    from checklib import job
+
+    cells = {gid: "" for gid in hw4.graded_cells}
+    files = {f["name"]: "x" for f in hw4.required_files}
+    to_run, probes = job.plan(hw4, cells, files)
+    records = [{"event": "cell", "id": "resnet", "ok": True}]
+    for cell in to_run[[c["id"] for c in to_run].index("resnet") + 1:]:
+        records += [{"event": "cell_start", "id": cell["id"]}, {"event": "cell", "id": cell["id"], "ok": True}]
+    for probe in probes:
+        records += [{"event": "start", "key": probe["key"]}, {"event": "result", "key": probe["key"], "data": {}}]
+    records.append({"event": "done"})
+    code = CHANNEL_WRITE + "".join(f"_send({json.dumps(r).encode()!r})\n" for r in records) + "os._exit(0)\n"
+    report = attack(hw4, sandbox, tmp_path, code, weak_score)
+    assert any(f.startswith("channel:") and "secret" in f for f in report.flags), report.flags
+
+
 def test_forged_start_records_do_not_move_the_deadline(hw4, sandbox, tmp_path, weak_score):
     code = CHANNEL_WRITE + ("import time as _t\nwhile True:\n    _send(b'{\"event\": \"start\", \"key\": \"x\"}')\n"
                             "    _t.sleep(1)\n")

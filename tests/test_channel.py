@@ -84,6 +84,20 @@ def test_protocol_refuses_forged_or_out_of_order_records(forged):
         p.accept(forged)
 
 
+def test_a_record_without_the_runs_secret_breaks_the_channel():
+    """A graded cell can plan the whole protocol from the public rubric and write it on the
+    pipe; what it cannot know is the run's secret, which every record of the runner carries."""
+    p = Protocol(["setup"], ["k1"], secret="c0ffee")
+    walk(p, [{"event": "ready", "isolation": [], "secret": "c0ffee"}, {"event": "cell_start", "id": "setup", "secret": "c0ffee"}])
+    for forged in ({"event": "cell", "id": "setup", "ok": True},
+                   {"event": "cell", "id": "setup", "ok": True, "secret": "guess"},
+                   {"event": "cell", "id": "setup", "ok": True, "secret": ["c0ffee"]}):
+        with pytest.raises(ChannelBroken, match="secret"):
+            p.accept(forged)
+    assert p.accept({"event": "cell", "id": "setup", "ok": True, "secret": "c0ffee"}) == \
+        {"event": "cell", "id": "setup", "ok": True, "error": ""}
+
+
 def test_a_duplicate_outcome_breaks_the_channel():
     p = Protocol([], ["k1", "k2"])
     walk(p, [{"event": "ready"}, {"event": "start", "key": "k1"}, {"event": "result", "key": "k1", "data": 1}])
@@ -136,6 +150,13 @@ PROTECTED = {"torch", "nn", "F", "sys", "os", "pd"}
     "importlib.import_module('numpy')",
     "x = (lambda: 0).__globals__",
     "np = sys.modules['numpy']",
+    "_o = os\n_o.write(3, b'x')",                    # an alias of os, out of the `os.write` rule's sight
+    "_j = torch.hub.json",                            # a module reached through another one (no import)
+    "_s = np.sys",
+    "_f = getattr(e.__traceback__, 'tb_' + 'frame')",  # attribute names put together at run time
+    "g = getattr(f, f'f_{\"back\"}')",
+    "w = open(1 + 2, 'wb')",                          # a descriptor number by arithmetic
+    "w = open(int('3'), 'wb', closefd=False)",
 ])
 def test_tampering_is_flagged(code):
     assert static.scan("resnet", code, PROTECTED), code
@@ -143,6 +164,8 @@ def test_tampering_is_flagged(code):
 
 @pytest.mark.parametrize("code", [
     "self.act = getattr(F, activation)",
+    "layer = getattr(self, f'layer{i}')",
+    "w = open(os.path.join('results', name + '.json'), 'w')",
     "for m in self.modules():\n    pass",
     "x = torch.stack([a, b])\nmodel.eval()",
     "os.makedirs('results', exist_ok=True)\nwith open(os.path.join('results', 'a.json'), 'w') as f:\n    pass",
@@ -153,11 +176,13 @@ def test_ordinary_code_is_not_flagged(code):
 
 
 def test_source_notebooks_and_their_mutants_are_not_flagged():
-    from checklib.assignment import load_assignment
+    from checklib.assignment import available, load_assignment
     from checklib.cells import extract_cells, read_notebook
-    from demo import hw2_samples, hw4_samples
+    from demo import samples_of
 
-    for name, samples in (("hw4", hw4_samples), ("hw2", hw2_samples)):
+    homeworks = [(name, samples_of(name)) for name in available() if samples_of(name)]
+    assert len(homeworks) >= 3
+    for name, samples in homeworks:
         assignment = load_assignment(name)
         protected = static.module_names(assignment.setup_source)
         cells, _ = extract_cells(read_notebook(assignment.source_notebook), list(assignment.graded_cells))

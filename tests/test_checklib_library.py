@@ -3,6 +3,7 @@ student's methods, measurements isolated per setting and part, judges that fail
 only for their own cause, seeded references a lying module cannot pass, and the
 small rules around them (encode caps, thresholds, zip limits, import detection)."""
 import json
+import os
 import zipfile
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checklib import judges
+from checklib.assignment import KIT_ROOT
 from checklib.cells import disallowed_imports, imports_in
 from checklib.checks import Outcome, Verdict, outcomes
 from checklib.forward import Role, Weights, matchings, module_parts, roles_data, role_values, seeded_input
@@ -434,3 +436,111 @@ def test_call_order_silenced_blocks_and_own_layers():
         own_roles(_Skip(), ["Conv2d", "Linear"])
     seeded = own_seeded(_Skip(), kinds, 0, shape)
     assert seeded["runs"] and seeded["runs"][0]["out"]["eval"].shape == (2, 2)
+
+
+HOARD_JOB = r'''
+import json, resource, sys
+import torch  # first: torch reserves much address space as it loads
+from checklib.runner import run_job
+probes = sys.argv[1]
+open(probes, "w").write(
+    "def room(ns):\n"
+    "    data = bytearray(256 * 2**20)  # needs memory the hoard would have taken\n"
+    "    return {'hoard' : 'hoard' in ns, 'model': ns['Model']().width, 'kept': ns['kept']}\n")
+cells = [
+    {"id": "earlier", "source": "kept = [1, 2, 3]"},
+    {"id": "hoarder", "source": "class Model:\n    width = 7\nkept = 'rebound'\nhoard = []\n"
+                                "while True:\n    hoard.append(bytearray(64 * 2**20))\n"},
+]
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+limit = size + 1024 * 2**20  # 1 GiB more than now: this process's MemoryError, not the machine's
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+records = []
+run_job({"cells": cells, "probes": [{"key": "room", "probe": "room", "args": {}}], "probes_path": probes}, records.append)
+print(json.dumps(records))
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="sizes the limit from Linux's /proc")
+def test_a_cell_that_runs_out_of_memory_does_not_starve_the_other_probes(tmp_path):
+    """The hoard is released (data bound by the failed cell is undone), its class stays, and a
+    name it rebound gets its earlier value back; the probe after it has room to run."""
+    import subprocess
+    import sys
+
+    from checklib.probes import decode
+
+    proc = subprocess.run([sys.executable, "-c", HOARD_JOB, str(tmp_path / "probes.py")], capture_output=True,
+                          text=True, timeout=120, cwd=KIT_ROOT, env={**os.environ, "PYTHONPATH": str(KIT_ROOT)})
+    records = json.loads(proc.stdout.strip().splitlines()[-1])
+    hoarder = next(r for r in records if r["event"] == "cell" and r["id"] == "hoarder")
+    assert not hoarder["ok"] and "MemoryError" in hoarder["error"]
+    result = next(r for r in records if r.get("key") == "room" and r["event"] != "start")
+    assert result["event"] == "result", result
+    assert decode(result["data"]) == {"hoard": False, "model": 7, "kept": [1, 2, 3]}
+
+
+class _PreAct(nn.Module):
+    """BN -> ReLU -> conv, plus a 1x1 projection fed by the pre-activated input (or the raw one)."""
+
+    def __init__(self, raw_projection=False, momentum=0.1, reuse=False, project_last=False):
+        super().__init__()
+        self.raw, self.reuse, self.last = raw_projection, reuse, project_last
+        self.bn, self.relu = nn.BatchNorm2d(2, momentum=momentum), nn.ReLU()
+        self.proj, self.conv = nn.Conv2d(2, 4, 1, bias=False), nn.Conv2d(2, 4, 1, bias=False)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        pre = self.relu(self.bn(x))
+        if not self.last:
+            shortcut = self.proj(x if self.raw else pre)
+        out = self.conv(pre)
+        if self.last:
+            shortcut = self.proj(pre)
+        out = out + shortcut
+        if self.reuse:
+            out = self.conv(F.relu(out[:, :2]))
+        return self.fc(out.mean((2, 3)))
+
+
+def test_layer_calls_say_what_feeds_each_layer():
+    from checklib.forward import layer_calls
+
+    calls = {c["name"]: c for c in layer_calls(_PreAct(), [2, 2, 5, 5], 0)}
+    assert [calls[n]["fed_by"] for n in ("bn", "relu", "proj", "conv")] == [None, "bn", "relu", "relu"]
+    assert calls["conv"]["kernel_size"] == [1, 1] and calls["conv"]["in_size"] == [5, 5] and calls["fc"]["shape"] == [3, 4]
+    raw = {c["name"]: c for c in layer_calls(_PreAct(raw_projection=True), [2, 2, 5, 5], 0)}
+    assert raw["proj"]["fed_by"] is None  # the raw input: no earlier layer made it
+
+
+def test_batchnorm_momentum_is_measured_from_the_running_mean():
+    from checklib.forward import batchnorm_momentum
+
+    for momentum in (0.1, 0.003, 0.997):
+        (found,) = batchnorm_momentum(_PreAct(momentum=momentum), [4, 2, 5, 5], 0)
+        assert found["name"] == "bn" and found["momentum"] == pytest.approx(momentum, rel=1e-4)
+
+
+def test_seeded_weights_are_mapped_by_call_order_and_refused_for_a_reused_layer():
+    from checklib.forward import seeded_by_calls
+
+    shape = [2, 2, 5, 5]
+    roles = [Role("bn", "BatchNorm2d", (2,)), Role("proj", "Conv2d", (4, 2, 1, 1)), Role("conv", "Conv2d", (4, 2, 1, 1)),
+             Role("fc", "Linear", (3, 4))]
+    orders = [["bn", "proj", "conv", "fc"], ["bn", "conv", "proj", "fc"]]
+    early, late = (seeded_by_calls(_PreAct(project_last=p), roles, orders, 0, shape) for p in (False, True))
+    # Equal-shaped layers get the role of the position forward calls them in: both orders map, and
+    # the run whose order is the module's own gives the same output for either module.
+    assert [r["names"]["proj"] for r in early["runs"]] == ["proj", "conv"]
+    assert [r["names"]["proj"] for r in late["runs"]] == ["conv", "proj"]
+    assert torch.allclose(early["runs"][0]["out"]["eval"], late["runs"][1]["out"]["eval"])
+    assert "more than once" in seeded_by_calls(_PreAct(reuse=True), roles, orders, 0, shape)["unmatched"]
+    missing = seeded_by_calls(_PreAct(), roles[:3], [["bn", "proj", "conv"]], 0, shape)["unmatched"]
+    assert "Linear" in missing
+
+
+def test_seeded_pixels_depend_on_the_seed_only():
+    from checklib.data import seeded_pixels
+
+    a, b = seeded_pixels((3, 4), 7), seeded_pixels((3, 4), 7)
+    assert a.dtype.name == "uint8" and (a == b).all() and not (a == seeded_pixels((3, 4), 8)).all()

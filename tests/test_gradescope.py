@@ -93,10 +93,14 @@ def test_memory_bomb_is_contained_and_graded(tmp_path):
     submission = hw4_samples.build(tmp_path / "submission", sample, notebook_edit=bomb)
     data = run("hw4", submission, tmp_path / "machine")
     # Graded, not killed: the child met its (fitted) memory limit long before the container's.
-    # What the hoard, still held, costs the probes after it is the engine's matter (the
-    # cell's memory is the student's); the bomb's own checks fail.
+    # The bomb's own checks fail; what it hoarded is released (checklib.runner.release_data),
+    # so every other check scores as it does for the same submission without the bomb.
     tests = {t["tags"][1]: t for t in data["tests"]}
     assert [tests[i]["score"] for i in tests if i.startswith("augmentation.")] == [0, 0]
+    plain = run("hw4", hw4_samples.build(tmp_path / "plain", sample), tmp_path / "machine2")
+    expected = {t["tags"][1]: t["score"] for t in plain["tests"]}
+    assert {i: tests[i]["score"] for i in tests if not i.startswith("augmentation.")} == \
+        {i: score for i, score in expected.items() if not i.startswith("augmentation.")}
 
 
 @pytest.mark.slow
