@@ -16,8 +16,9 @@ student code, as root:
      ends, every process it started ends with it;
   4. an allow-list root: a small tmpfs holding read-only bind mounts of the
      system's libraries, the interpreter and its packages, and the kit's
-     public code only (autograder/, checklib/, hw_utils/ and each assignment's
-     files but its hidden checks, assets and caches); a fresh read-only /proc of
+     public code only (autograder/, checklib/, hw_utils/ and of each assignment
+     the files its release ships, `release.public_files`, without the full
+     rubric); a fresh read-only /proc of
      the new PID namespace; a few device nodes; a size-limited tmpfs work folder
      into which the submitted files are copied (symbolic links refused);
      `pivot_root` into it, the old root detached;
@@ -43,7 +44,6 @@ PIDS_MAX = 64                 # processes (and threads) of one child's whole tre
 CPU_CORES = 1                 # CPU bandwidth of one child's whole tree
 SETUP_FAILED = 71             # the child's exit status when its container could not be built
 KIT_PUBLIC = ("autograder", "checklib", "hw_utils")
-GRADER_ONLY = ("hidden_checks.py", "assets", "__pycache__", "make_assets.py")  # never inside a child's root
 SIMULATE_ENV = "AUTOGRADER_SIMULATE_MISSING"  # tests: pretend a mechanism is missing (can only refuse more)
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -301,9 +301,11 @@ def root_entries(assignments: Path = KIT_ROOT / "assignments") -> list[tuple[str
     for name in KIT_PUBLIC:
         if (KIT_ROOT / name).is_dir():
             entries.append((str(KIT_ROOT / name), str(KIT_ROOT / name)))
-    for folder in sorted(p for p in assignments.iterdir() if p.is_dir()):
-        for item in sorted(folder.iterdir()):
-            if item.name not in GRADER_ONLY and not item.name.startswith("hidden") and not item.is_symlink():
+    from .release import public_files  # the release's own rule: a child sees what students are given
+
+    for folder in sorted(p for p in assignments.iterdir() if p.is_dir() and not p.is_symlink()):
+        for item in public_files(folder):
+            if item.name != "rubric.yaml":  # the full rubric names hidden items; the child needs none of it
                 entries.append((str(item), str(item)))
     return entries
 

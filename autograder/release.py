@@ -95,6 +95,28 @@ def hidden_file_names(folder: Path) -> set[str]:
 GRADER_ONLY_KEYS = ("hidden_files",)  # rubric keys that name grader-only material
 
 
+def public_files(folder: Path) -> list[Path]:
+    """The files of an assignment folder that students may see: what its release ships
+    and all that a sandboxed child's root holds of it. Left out: every .py but
+    PUBLIC_CODE (hidden checks, a hidden reference, asset makers), anything named
+    hidden, the files the rubric declares grader-only (`hidden_files`), and, as a
+    safety net, the files hidden_checks.py names."""
+    spec = yaml.safe_load((folder / "rubric.yaml").read_text()) if (folder / "rubric.yaml").is_file() else {}
+    declared = set((spec or {}).get("hidden_files", ()))  # check-config verifies these exist
+    grader_only = hidden_file_names(folder)
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_symlink() or not path.is_file() or "__pycache__" in rel.parts:
+            continue
+        if path.suffix == ".py" and rel.as_posix() not in PUBLIC_CODE:
+            continue
+        if "hidden" in rel.as_posix() or rel.as_posix() in declared or path.name in grader_only:
+            continue
+        found.append(path)
+    return found
+
+
 def public_rubric(spec: dict) -> dict:
     """The rubric without its hidden items (and without sections left empty), and
     without the keys that name grader-only material (hidden_files, test_set's file)."""
@@ -116,15 +138,9 @@ def _add_public_assignment(made: Path, root: Path, name: str) -> None:
     spec = yaml.safe_load((folder / "rubric.yaml").read_text())
     text = yaml.safe_dump(public_rubric(spec), sort_keys=False, allow_unicode=True, width=120)
     (dest / "rubric.yaml").write_text(RUBRIC_HEADER.format(name=name) + text)
-    declared = set(spec.get("hidden_files", ()))  # what the rubric says is grader-only (check-config verifies it)
-    grader_only = hidden_file_names(folder)      # and, as a safety net, what hidden_checks.py names
-    for path in sorted(folder.rglob("*")):
+    for path in public_files(folder):
         rel = path.relative_to(folder)
-        if not path.is_file() or "__pycache__" in rel.parts or rel.as_posix() == "rubric.yaml":
-            continue
-        if path.suffix == ".py" and rel.as_posix() not in PUBLIC_CODE:
-            continue
-        if "hidden" in rel.as_posix() or rel.as_posix() in declared or path.name in grader_only:
-            continue
+        if rel.as_posix() == "rubric.yaml":
+            continue  # written above, without its hidden items
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / rel)

@@ -47,6 +47,7 @@ REACHABLE_MODULES = {"sys": "the interpreter", "os": "processes and file descrip
                      "importlib": "importing by any means", "builtins": "the builtins module",
                      "subprocess": "processes", "socket": "sockets", "signal": "signals", "pickle": "unpickling"}
 PATHS = ("/proc", "/dev/fd", "/sys/", "/dev/shm")
+WATCHED = {name for name, what in FRAME_NAMES.items() if what} | {"modules", "_exit", "write", "fdopen", "dup2"}
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,11 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
                 add(node, "monkeypatching a module the grader uses", ast.unparse(node)[:80])
             elif name in ("getattr", "vars") and node.args and _root_name(node.args[0]) in SENSITIVE_ROOTS:
                 add(node, "reaching into the interpreter by name", ast.unparse(node)[:80])
+            elif name in ("getattr", "hasattr") and len(node.args) >= 2 and _built_string(node.args[1]):
+                add(node, "an attribute name put together at run time (out of the scan's sight)", ast.unparse(node)[:80])
             elif name in CALLS and CALLS[name]:
                 add(node, CALLS[name], f"{name}(...)")
-            elif name == "open" and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
+            elif name == "open" and node.args and _int_expression(node.args[0]):
                 add(node, "file descriptors", ast.unparse(node)[:80])
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if any(p in node.value for p in PATHS):
@@ -123,6 +126,28 @@ def scan(cell: str, source: str, protected: set[str]) -> list[Finding]:
                 if isinstance(target, (ast.Attribute, ast.Subscript)) and _root_name(target) in protected | PATCH_ROOTS:
                     add(node, "monkeypatching a module the grader uses", ast.unparse(target)[:80])
     return sorted(set(found), key=lambda f: (f.line, f.what))
+
+
+def _built_string(node) -> bool:
+    """A string put together at run time ('_get' + 'frame', f'f_{x}', ''.join(...)) whose
+    literal pieces begin or contain a name the scan looks for: the way to name such an
+    attribute without spelling it (getattr(self, f'layer{i}') is ordinary and passes)."""
+    if not isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
+        return False
+    if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute) and node.func.attr in ("join", "format")):
+        return False
+    pieces = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return any(len(piece) >= 2 and any(name.startswith(piece) or piece in name or name in piece for name in WATCHED)
+               for piece in pieces)
+
+
+def _int_expression(node) -> bool:
+    """A file descriptor number: an int literal, arithmetic on int literals, or int(...)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, int) and not isinstance(node.value, bool)
+    if isinstance(node, (ast.BinOp, ast.UnaryOp)):
+        return all(isinstance(n.value, int) for n in ast.walk(node) if isinstance(n, ast.Constant))
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "int"
 
 
 def _imported_here(tree) -> set[str]:

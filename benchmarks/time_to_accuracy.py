@@ -126,6 +126,8 @@ def main() -> int:
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="timed runs (different seeds)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--save-weights", type=Path,
+                        help="write the last run's state dict here (floats as float16, to carry it off a lent machine)")
     args = parser.parse_args()
 
     cells = notebook_cells(args.notebook, ["setup", "model", "config", "training"])
@@ -156,6 +158,10 @@ def main() -> int:
                   f"final test accuracy {accs[-1]:.4f}; "
                   + (f"{args.target:.0%} first at epoch {reached} (~{wall * reached / epochs:.1f} s)"
                      if reached else f"never reached {args.target:.0%}"))
+            if args.save_weights:
+                state = ns["model"].state_dict()
+                torch.save({k: v.half().cpu() if v.is_floating_point() else v.cpu() for k, v in state.items()},
+                           args.save_weights)
     if args.synthetic:
         print("NOTE: synthetic images: the times are CIFAR-10's, the accuracies are not (run with --data for the 94% goal).")
     if args.json:

@@ -2,7 +2,7 @@
 
 Trains a small convnet on scikit-learn's digits with hw_utils.train, exactly as
 a student trains on CIFAR-10, and writes demo_out/ with the files a student gets;
-then grades sample HW4, HW2, HW1 and HW5 submissions in the sandbox, as a grader would
+then grades sample HW4, HW2, HW1, HW3 and HW5 submissions in the sandbox, as a grader would
 (HW5's accuracy verified on the grader's own test images, with the class leaderboard).
 """
 from __future__ import annotations
@@ -133,8 +133,21 @@ def demo_grading_hw1() -> None:
     print("\n".join(lines[:1]) or feedback.read_text()[:800])
 
 
+def demo_grading_hw3() -> None:
+    print("\n== 5. The same engine grades HW3 (ResNet from the ground up on CIFAR-10) ==")
+    from demo import hw3_samples
+
+    graded = grade_samples("hw3", hw3_samples, {"flawed_hwc_reshape": "parse_hwc",
+                                                "flawed_vertical_flip": "flip_vertical",
+                                                "flawed_tf_momentum": "tensorflow_momentum"})
+    feedback = graded / "flawed_tf_momentum" / "feedback.md"
+    print(f"\nWhat the student who passed TensorFlow's momentum to PyTorch reads ({feedback}):")
+    lines = [line for line in feedback.read_text().splitlines() if "momentum=1 - 0.997" in line]
+    print("\n".join(lines[:1]) or feedback.read_text()[:800])
+
+
 def demo_grading_hw5() -> None:
-    print("\n== 5. HW5 (the CIFAR-10 challenge): the accuracy is verified, not reported ==")
+    print("\n== 6. HW5 (the CIFAR-10 challenge): the accuracy is verified, not reported ==")
     from demo import hw5_samples
 
     print("The reference is the source notebook at demo size, trained for seconds on synthetic CIFAR-10 by its own cells.")
@@ -154,6 +167,7 @@ def main() -> int:
     demo_grading()
     demo_grading_hw2()
     demo_grading_hw1()
+    demo_grading_hw3()
     demo_grading_hw5()
     return 0
 

@@ -153,6 +153,10 @@ PROTECTED = {"torch", "nn", "F", "sys", "os", "pd"}
     "_o = os\n_o.write(3, b'x')",                    # an alias of os, out of the `os.write` rule's sight
     "_j = torch.hub.json",                            # a module reached through another one (no import)
     "_s = np.sys",
+    "_f = getattr(e.__traceback__, 'tb_' + 'frame')",  # attribute names put together at run time
+    "g = getattr(f, f'f_{\"back\"}')",
+    "w = open(1 + 2, 'wb')",                          # a descriptor number by arithmetic
+    "w = open(int('3'), 'wb', closefd=False)",
 ])
 def test_tampering_is_flagged(code):
     assert static.scan("resnet", code, PROTECTED), code
@@ -160,6 +164,8 @@ def test_tampering_is_flagged(code):
 
 @pytest.mark.parametrize("code", [
     "self.act = getattr(F, activation)",
+    "layer = getattr(self, f'layer{i}')",
+    "w = open(os.path.join('results', name + '.json'), 'w')",
     "for m in self.modules():\n    pass",
     "x = torch.stack([a, b])\nmodel.eval()",
     "os.makedirs('results', exist_ok=True)\nwith open(os.path.join('results', 'a.json'), 'w') as f:\n    pass",

@@ -478,3 +478,69 @@ def test_a_cell_that_runs_out_of_memory_does_not_starve_the_other_probes(tmp_pat
     result = next(r for r in records if r.get("key") == "room" and r["event"] != "start")
     assert result["event"] == "result", result
     assert decode(result["data"]) == {"hoard": False, "model": 7, "kept": [1, 2, 3]}
+
+
+class _PreAct(nn.Module):
+    """BN -> ReLU -> conv, plus a 1x1 projection fed by the pre-activated input (or the raw one)."""
+
+    def __init__(self, raw_projection=False, momentum=0.1, reuse=False, project_last=False):
+        super().__init__()
+        self.raw, self.reuse, self.last = raw_projection, reuse, project_last
+        self.bn, self.relu = nn.BatchNorm2d(2, momentum=momentum), nn.ReLU()
+        self.proj, self.conv = nn.Conv2d(2, 4, 1, bias=False), nn.Conv2d(2, 4, 1, bias=False)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        pre = self.relu(self.bn(x))
+        if not self.last:
+            shortcut = self.proj(x if self.raw else pre)
+        out = self.conv(pre)
+        if self.last:
+            shortcut = self.proj(pre)
+        out = out + shortcut
+        if self.reuse:
+            out = self.conv(F.relu(out[:, :2]))
+        return self.fc(out.mean((2, 3)))
+
+
+def test_layer_calls_say_what_feeds_each_layer():
+    from checklib.forward import layer_calls
+
+    calls = {c["name"]: c for c in layer_calls(_PreAct(), [2, 2, 5, 5], 0)}
+    assert [calls[n]["fed_by"] for n in ("bn", "relu", "proj", "conv")] == [None, "bn", "relu", "relu"]
+    assert calls["conv"]["kernel_size"] == [1, 1] and calls["conv"]["in_size"] == [5, 5] and calls["fc"]["shape"] == [3, 4]
+    raw = {c["name"]: c for c in layer_calls(_PreAct(raw_projection=True), [2, 2, 5, 5], 0)}
+    assert raw["proj"]["fed_by"] is None  # the raw input: no earlier layer made it
+
+
+def test_batchnorm_momentum_is_measured_from_the_running_mean():
+    from checklib.forward import batchnorm_momentum
+
+    for momentum in (0.1, 0.003, 0.997):
+        (found,) = batchnorm_momentum(_PreAct(momentum=momentum), [4, 2, 5, 5], 0)
+        assert found["name"] == "bn" and found["momentum"] == pytest.approx(momentum, rel=1e-4)
+
+
+def test_seeded_weights_are_mapped_by_call_order_and_refused_for_a_reused_layer():
+    from checklib.forward import seeded_by_calls
+
+    shape = [2, 2, 5, 5]
+    roles = [Role("bn", "BatchNorm2d", (2,)), Role("proj", "Conv2d", (4, 2, 1, 1)), Role("conv", "Conv2d", (4, 2, 1, 1)),
+             Role("fc", "Linear", (3, 4))]
+    orders = [["bn", "proj", "conv", "fc"], ["bn", "conv", "proj", "fc"]]
+    early, late = (seeded_by_calls(_PreAct(project_last=p), roles, orders, 0, shape) for p in (False, True))
+    # Equal-shaped layers get the role of the position forward calls them in: both orders map, and
+    # the run whose order is the module's own gives the same output for either module.
+    assert [r["names"]["proj"] for r in early["runs"]] == ["proj", "conv"]
+    assert [r["names"]["proj"] for r in late["runs"]] == ["conv", "proj"]
+    assert torch.allclose(early["runs"][0]["out"]["eval"], late["runs"][1]["out"]["eval"])
+    assert "more than once" in seeded_by_calls(_PreAct(reuse=True), roles, orders, 0, shape)["unmatched"]
+    missing = seeded_by_calls(_PreAct(), roles[:3], [["bn", "proj", "conv"]], 0, shape)["unmatched"]
+    assert "Linear" in missing
+
+
+def test_seeded_pixels_depend_on_the_seed_only():
+    from checklib.data import seeded_pixels
+
+    a, b = seeded_pixels((3, 4), 7), seeded_pixels((3, 4), 7)
+    assert a.dtype.name == "uint8" and (a == b).all() and not (a == seeded_pixels((3, 4), 8)).all()

@@ -3,6 +3,7 @@ unpacking (caps, symbolic links, damaged zips), batch ids and infrastructure
 failures. No sandbox is started here (the attacks against a real one are in
 test_attacks.py)."""
 import json
+from pathlib import Path
 import zipfile
 
 import pytest
@@ -35,14 +36,33 @@ def test_grade_all_refuses_before_grading_anything(monkeypatch, tmp_path):
 
 
 def test_the_allow_list_root_holds_no_grader_only_file():
+    from autograder.release import public_files
     from checklib.assignment import KIT_ROOT
 
     inside = [target for _, target in container.root_entries()]
     for target in inside:
         assert not target.startswith(str(KIT_ROOT / "source")) and "/.git" not in target
-        assert not any(part in container.GRADER_ONLY for part in target.split("/"))
+        assert not any(part in ("hidden_checks.py", "make_assets.py", "__pycache__") for part in target.split("/"))
         assert "hidden" not in target.rsplit("/", 1)[-1]
+        if target.startswith(str(KIT_ROOT / "assignments")):
+            folder = KIT_ROOT / "assignments" / target[len(str(KIT_ROOT / "assignments")) + 1:].split("/")[0]
+            assert Path(target) in public_files(folder), target
     assert str(KIT_ROOT) not in inside and str(KIT_ROOT / "autograder") in inside
+
+
+def test_the_child_sees_no_file_a_rubric_declares_grader_only(tmp_path):
+    """A grader-only file the rubric declares (say, a hidden reference implementation next to
+    probes.py) is kept out of the child's root by the same rule as the release's; so are every
+    .py but probes.py and checks.py, and the full rubric (it names the hidden items)."""
+    folder = tmp_path / "assignments" / "hwx"
+    folder.mkdir(parents=True)
+    (folder / "rubric.yaml").write_text("hidden_files: [reference.py, data/answers.npy]\n")
+    for name in ("probes.py", "checks.py", "reference.py", "helpers.py", "data/answers.npy", "data/inputs.npy"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+    inside = {target for _, target in container.root_entries(tmp_path / "assignments")}
+    assert {str(folder / n) for n in ("probes.py", "checks.py", "data/inputs.npy")} <= inside
+    assert not {str(folder / n) for n in ("reference.py", "helpers.py", "data/answers.npy", "rubric.yaml")} & inside
 
 
 # --- unpacking a submission ------------------------------------------------------------------

@@ -139,3 +139,13 @@ def json_images(path, size: int, channels: int, levels: float = 16.0):
     if side != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     return (images - 0.5).expand(-1, channels, -1, -1).contiguous(), torch.tensor(saved["labels"], dtype=torch.long)
+
+
+def seeded_pixels(shape, seed: int):
+    """uint8 values 0..255 of `shape` (numpy), drawn from `seed` alone: the grader's raw
+    images, the same in the sandbox (where a probe feeds them to the student's code or
+    writes them into files in a dataset's format) and in the grader (which recomputes
+    what the student's code must make of them)."""
+    import numpy as np
+
+    return np.random.default_rng(int(seed)).integers(0, 256, size=tuple(shape), dtype=np.uint8)

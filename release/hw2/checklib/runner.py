@@ -15,7 +15,9 @@ Who runs it decides how records travel: the autograder's sandboxed child
 """
 from __future__ import annotations
 
+import gc
 import importlib.util
+import inspect
 import linecache
 import traceback
 from typing import Callable
@@ -41,6 +43,25 @@ def student_traceback(err: BaseException) -> str:
     return text[-4000:]
 
 
+def release_data(ns: dict, before: dict) -> None:
+    """After a cell ran out of memory: undo the data it bound (names it added or rebound to
+    anything but a class, function or module), so that what it hoarded does not starve
+    the probes of the other cells. Its definitions stay: a cell that defines a model and
+    then runs out of memory trying it has still defined the model."""
+    for name in list(ns):
+        value = ns[name]
+        if name in before and before[name] is value:
+            continue
+        if inspect.isclass(value) or inspect.isroutine(value) or inspect.ismodule(value):
+            continue
+        if name in before:
+            ns[name] = before[name]
+        else:
+            del ns[name]
+    value = None
+    gc.collect()
+
+
 def run_job(job: dict, emit: Callable[[dict], None]) -> None:
     """Run the job's cells in one namespace, then each probe on that namespace."""
     import torch
@@ -53,13 +74,17 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> None:
         emit({"event": "cell_start", "id": cell["id"]})
         filename = CELL_FILE.format(cell["id"])
         linecache.cache[filename] = (len(cell["source"]), None, cell["source"].splitlines(True), filename)
+        before, ran_out = dict(ns), False
         try:
             if cell.get("stub"):
                 getattr(probes, cell["stub"])(ns)
             exec(compile(cell["source"], filename, "exec"), ns)
             emit({"event": "cell", "id": cell["id"], "ok": True})
         except BaseException as err:  # SystemExit and KeyboardInterrupt included
+            ran_out = isinstance(err, MemoryError)
             emit({"event": "cell", "id": cell["id"], "ok": False, "error": student_traceback(err)})
+        if ran_out:  # here, once the traceback (and the frames it holds) is gone
+            release_data(ns, before)
 
     for probe in job["probes"]:
         emit({"event": "start", "key": probe["key"]})

@@ -386,3 +386,158 @@ def silenced(module, calls, input_shape, seed: int) -> dict:
     with torch.no_grad():
         first, second = (eval_forward(module, input_shape, s) for s in (seed, seed + 1))
     return {"kept": sorted(keep), "outputs": [first, second]}
+
+
+# --- the weighted layers forward calls, what feeds each, batch-norm momentum, and seeded weights by call order ---
+
+def _same(a, b) -> bool:
+    """Equal shape and values (read as plain tensors, never through a student's subclass)."""
+    a, b = torch.Tensor.as_subclass(a, torch.Tensor), torch.Tensor.as_subclass(b, torch.Tensor)
+    return tuple(a.shape) == tuple(b.shape) and bool((a.double() - b.double()).abs().max() <= 1e-6) if a.numel() else False
+
+
+def layer_calls(module, input_shape, seed: int, limit: int = 2_000) -> list[dict]:
+    """Every call forward makes to a leaf layer, in order, on the seeded input in
+    evaluation mode: {"name", "kind", "shape" (weight shape or None), "stride",
+    "kernel_size", "in_size" / "out_size" (the spatial size of the input and output
+    tensors), "fed_by", "relu"}. `fed_by` names the latest earlier call whose output
+    IS this call's input, or whose output through a ReLU is ("relu": True), or None:
+    what feeds each layer, measured on the tensors themselves (a pre-activation block
+    feeds each convolution from a batch norm's ReLU). Hooks are set with nn.Module's
+    own register_forward_hook, called unbound, as `call_order` does."""
+    from torch import nn
+
+    from checklib.probes import ProbeError
+    from checklib.structure import _slot, kind, set_training, walk
+
+    calls, outputs, handles = [], [], []
+    for name, m in walk(module):
+        if _slot(m, "_modules"):
+            continue
+
+        def hook(mod, args, out, _name=name):
+            if len(calls) >= limit:
+                raise ProbeError(f"forward called more than {limit:,} layers")
+            attrs = object.__getattribute__(mod, "__dict__")
+            x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            y = out if isinstance(out, torch.Tensor) else None
+            fed_by, relu = None, False
+            if x is not None:
+                for earlier, value in reversed(outputs):
+                    if _same(value, x):
+                        fed_by = earlier
+                        break
+                    if _same(value.clamp(min=0), x):
+                        fed_by, relu = earlier, True
+                        break
+            weight = _slot(mod, "_parameters").get("weight")
+            plain = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731
+            calls.append({"name": _name, "kind": kind(mod), "shape": list(weight.shape) if weight is not None else None,
+                          "stride": plain(attrs.get("stride")), "kernel_size": plain(attrs.get("kernel_size")),
+                          "in_size": list(x.shape[2:]) if x is not None else None,
+                          "out_size": list(y.shape[2:]) if y is not None else None, "fed_by": fed_by, "relu": relu})
+            if y is not None:
+                outputs.append((_name, torch.Tensor.as_subclass(y, torch.Tensor).detach().clone()))
+        handles.append(nn.Module.register_forward_hook(m, hook))
+    set_training(module, False)
+    try:
+        with torch.no_grad():
+            module(seeded_input(input_shape, seed))
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def batchnorm_momentum(module, input_shape, seed: int) -> list[dict]:
+    """The momentum each batch norm actually uses, measured: running means set to 0,
+    one training-mode forward on the seeded input, then running_mean / batch mean
+    (PyTorch's momentum is the weight of the NEW batch statistic). [{"name", "momentum"}]
+    in the order forward calls them; momentum None when the layer keeps no running mean."""
+    from torch import nn
+
+    from checklib.structure import _slot, kind, set_training, walk
+
+    norms = [(name, m) for name, m in walk(module) if "BatchNorm" in kind(m)]
+    seen, handles = {}, []
+    with torch.no_grad():
+        for name, m in norms:
+            mean = _slot(m, "_buffers").get("running_mean")
+            if mean is not None:
+                torch.Tensor.zero_(mean)
+
+            def pre(mod, args, _name=name):
+                if _name not in seen and args and isinstance(args[0], torch.Tensor):
+                    x = torch.Tensor.as_subclass(args[0], torch.Tensor).detach()
+                    seen[_name] = x.double().mean(dim=[d for d in range(x.dim()) if d != 1]).clone()
+            handles.append(nn.Module.register_forward_pre_hook(m, pre))
+    set_training(module, True)
+    try:
+        with torch.no_grad():
+            module(seeded_input(input_shape, seed))
+    finally:
+        for h in handles:
+            h.remove()
+    found = []
+    for name, m in norms:
+        if name not in seen:
+            continue
+        mean = _slot(m, "_buffers").get("running_mean")
+        batch = seen[name]
+        usable = batch.abs() > 1e-3
+        if mean is None or not bool(usable.any()):
+            found.append({"name": name, "momentum": None})
+            continue
+        ratio = (mean.double()[usable] / batch[usable])
+        found.append({"name": name, "momentum": float(ratio.median())})
+    order = {n: i for i, n in enumerate(seen)}
+    return sorted(found, key=lambda r: order[r["name"]])
+
+
+def seeded_by_calls(module, roles, orders, seed: int, input_shape, modes=("train", "eval")) -> dict:
+    """Forward with the grader's seeded weights, mapped by STRUCTURE in the order
+    forward calls the layers, not by the student's names or registration order.
+    `roles` are the reference's weighted layers (their values are `role_values(roles,
+    seed)`); each entry of `orders` lists the role names in an order the reference
+    may call them (e.g. a projection shortcut before or after its block's main path).
+    The k-th layer forward calls of a given kind and weight shape gets the k-th role
+    of that kind and shape in the order. Returns {"runs": [{"order", "names", "bias",
+    "layers", "out": {mode: tensor}}]} for every order that maps, or {"unmatched": why}
+    naming the first kind and shape whose counts differ, or the layer called twice."""
+    from checklib.structure import report, set_training, walk
+
+    roles = {r.name: r for r in map(Role.of, roles)}
+    values, x = role_values(list(roles.values()), seed), seeded_input(input_shape, seed)
+    modules = dict(walk(module))
+    calls = [c for c in layer_calls(module, input_shape, seed) if c["kind"] in WEIGHTED]
+    names = [c["name"] for c in calls]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return {"unmatched": f"forward calls {', '.join(f'`{n}`' for n in twice[:4])} more than once, so one layer "
+                             "would need two sets of weights (each layer of the specification is its own module)"}
+    called = [(c["name"], c["kind"], tuple(_weight_shape(modules[c["name"]], c["kind"]) or ())) for c in calls]
+    rows = {r["name"]: r for r in report(module)}
+    runs, why = [], None
+    for index, order in enumerate(orders):
+        groups: dict[tuple, list[str]] = {}
+        for role in order:
+            groups.setdefault((roles[role].kind, tuple(roles[role].shape)), []).append(role)
+        found: dict[tuple, list[str]] = {}
+        for name, k, shape in called:
+            found.setdefault((k, shape), []).append(name)
+        wrong = next((key for key in list(groups) + list(found) if len(groups.get(key, [])) != len(found.get(key, []))), None)
+        if wrong is not None:
+            why = why or (f"the reference calls {len(groups.get(wrong, []))} {wrong[0]} layer(s) with weight shape "
+                          f"{tuple(wrong[1])}; forward calls {len(found.get(wrong, []))}")
+            continue
+        matching = {role: (name, modules[name]) for key, members in groups.items() for role, name in zip(members, found[key])}
+        outs = {}
+        for mode in modes:
+            has_bias = load(matching, values)
+            set_training(module, mode == "train")
+            with torch.no_grad():
+                outs[mode] = as_tensor(module(x.clone()))
+        runs.append({"order": index, "names": {r: n for r, (n, _) in matching.items()}, "bias": has_bias,
+                     "layers": {r: {k: v for k, v in rows[n].items() if k in ("stride", "padding", "eps")}
+                                for r, (n, _) in matching.items()}, "out": outs})
+    return {"runs": runs} if runs else {"unmatched": why}

@@ -52,8 +52,8 @@ class _ArraysOnly(pickle.Unpickler):
     """Unpickles CIFAR's python batches (dicts of numbers, byte strings, lists and numpy
     arrays) and refuses every other global, so even the instructor's file cannot run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:

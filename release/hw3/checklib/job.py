@@ -1,0 +1,81 @@
+"""What to run for a submission, and how its measurements become verdicts.
+
+The same two steps serve the autograder (which runs the job in its sandbox) and
+the students' self-check (which runs it in a plain subprocess):
+
+    plan(assignment, cells, files)          -> the cells to run and the probes to call
+    judge_checks(assignment, cells, files, run) -> one Verdict per check
+    judge_rules(problems, cells, assignment)    -> the verdicts of the two rules the engine judges
+
+`cells` maps grade_id -> the student's source, `files` maps a required file's
+name -> its path; `run` is what came back: `run.cells` (cell id -> {"ok", "error"})
+and `run.probes` (probe key -> {"ok", "data" | "error"}).
+"""
+from __future__ import annotations
+
+from .assignment import Assignment
+from .cells import TAG, disallowed_imports, strip_magics
+from .checks import Verdict
+from .probes import decode
+
+
+def plan(assignment: Assignment, cells: dict, files: dict) -> tuple[list[dict], list[dict]]:
+    """The setup cell and the student's graded cells, in rubric order, and each
+    distinct probe call whose cells and files the submission has."""
+    to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
+    for gid, options in assignment.graded_cells.items():
+        if gid in cells:
+            to_run.append({"id": gid, "source": strip_magics(cells[gid]), "stub": options.get("stub")})
+    probes, seen = [], set()
+    for check in assignment.checks:
+        runnable = all(c in cells for c in check.cells) and all(f in files for f in check.files)
+        if runnable and check.probe_key not in seen:
+            seen.add(check.probe_key)
+            probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
+    return to_run, probes
+
+
+def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[str, Verdict]:
+    verdicts = {}
+    for check in assignment.checks:
+        missing_files = [f for f in check.files if f not in files]
+        missing_cells = [c for c in check.cells if c not in cells]
+        broken_cells = [c for c in check.cells if c in run.cells and not run.cells[c]["ok"]]
+        outcome = run.probes.get(check.probe_key)
+        if missing_files:
+            hints = {f["name"]: f.get("how", "") for f in assignment.required_files}
+            verdicts[check.id] = Verdict(False, f"Missing from your submission: {', '.join(missing_files)}. "
+                                                f"{hints.get(missing_files[0], '')}".strip())
+        elif missing_cells:
+            verdicts[check.id] = Verdict(False, f"The graded cell '{missing_cells[0]}' was not found in your notebook "
+                                                f"(its first line must be '{TAG}').")
+        elif outcome is None:
+            verdicts[check.id] = Verdict(False, "This check did not run.")
+        elif not outcome["ok"]:
+            cause = ""
+            if broken_cells:
+                cause = f"Your cell '{broken_cells[0]}' raised an error when it ran:\n{run.cells[broken_cells[0]]['error']}\n\n"
+            verdicts[check.id] = Verdict(False, f"{cause}While checking: {outcome['error']}")
+        else:
+            try:
+                verdicts[check.id] = check.judge(decode(outcome["data"]))
+            except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
+                verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
+                                                    f"({type(err).__name__}: {err}).")
+    return verdicts
+
+
+def judge_rules(problems: list[str], cells: dict, assignment: Assignment) -> dict[str, Verdict]:
+    """The two rules the engine judges itself: graded cells present (not lost, not
+    duplicated: `problems` from cells.extract_cells), and no imports: the course allows
+    nothing the setup cell does not import (Assignment.allowed_imports); what breaking it
+    costs is the rubric item's `deduction` (scoring.resolve applies it)."""
+    cell_problems = [p for p in problems if "graded cell" in p]
+    allowed = list(assignment.allowed_imports)
+    violations = {gid: disallowed_imports(src, allowed) for gid, src in cells.items()}
+    violations = {gid: names for gid, names in violations.items() if names}
+    imports = Verdict(True, "No imports beyond the setup cell's.") if not violations else Verdict(
+        False, "Rule violation: graded cells may not import anything new (the setup cell imports everything: "
+               f"{', '.join(allowed)}); " + "; ".join(f"cell '{gid}' imports {', '.join(names)}" for gid, names in violations.items()) + ".")
+    found = Verdict(not cell_problems, " ".join(cell_problems) or "All graded cells found.")
+    return {"rules.imports": imports, "rules.graded_cells": found}
