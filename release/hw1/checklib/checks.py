@@ -17,6 +17,8 @@ class Verdict:
     passed: bool
     message: str = ""           # for the student: what was expected, what was found
     value: float | None = None  # a measured number, for rubric items scored by thresholds
+    figures: tuple[tuple[str, float], ...] = ()  # named measurements for a leaderboard (rubric `leaderboard`)
+    flag: str = ""              # for a TA (never changes the score): e.g. a reported result the grader could not confirm
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Check:
     args: Mapping[str, Any] = field(default_factory=dict)
     cells: tuple[str, ...] = ()  # graded cells (grade_ids) the probe needs
     files: tuple[str, ...] = ()  # submitted files the probe reads
+    test_set: bool = False       # the probe reads the grader's test images (rubric `test_set`) and the
+                                 # judge is called judge(data, labels): see checklib/verified.py
 
     @property
     def probe_key(self) -> str:
@@ -67,9 +71,9 @@ def outcomes(rows: list[dict], part: str | tuple[str, ...]) -> list[Outcome]:
     return found
 
 
-def passed(message: str = "", value: float | None = None) -> Verdict:
-    return Verdict(True, message, value)
+def passed(message: str = "", value: float | None = None, figures=(), flag: str = "") -> Verdict:
+    return Verdict(True, message, value, tuple(figures), flag)
 
 
-def failed(message: str, value: float | None = None) -> Verdict:
-    return Verdict(False, message, value)
+def failed(message: str, value: float | None = None, figures=(), flag: str = "") -> Verdict:
+    return Verdict(False, message, value, tuple(figures), flag)

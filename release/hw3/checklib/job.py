@@ -19,9 +19,11 @@ from .checks import Verdict
 from .probes import decode
 
 
-def plan(assignment: Assignment, cells: dict, files: dict) -> tuple[list[dict], list[dict]]:
+def plan(assignment: Assignment, cells: dict, files: dict, test_images: str | None = None) -> tuple[list[dict], list[dict]]:
     """The setup cell and the student's graded cells, in rubric order, and each
-    distinct probe call whose cells and files the submission has."""
+    distinct probe call whose cells and files the submission has. Checks that read
+    the grader's test set get `images`: the name the grader wrote its images under in the
+    child's folder (the autograder), or None where there is none (the self-check)."""
     to_run = [{"id": assignment.setup_cell, "source": assignment.setup_source}]
     for gid, options in assignment.graded_cells.items():
         if gid in cells:
@@ -31,11 +33,17 @@ def plan(assignment: Assignment, cells: dict, files: dict) -> tuple[list[dict], 
         runnable = all(c in cells for c in check.cells) and all(f in files for f in check.files)
         if runnable and check.probe_key not in seen:
             seen.add(check.probe_key)
-            probes.append({"key": check.probe_key, "probe": check.probe, "args": dict(check.args)})
+            args = {**check.args, "images": test_images} if check.test_set else dict(check.args)
+            probes.append({"key": check.probe_key, "probe": check.probe, "args": args})
     return to_run, probes
 
 
-def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[str, Verdict]:
+def judge_checks(assignment: Assignment, cells: dict, files: dict, run, labels=None) -> dict[str, Verdict]:
+    """`labels`: the grader's test-set labels, in the order of the images it wrote (checks
+    with test_set=True are judged judge(data, labels, seconds=..., args=...), `seconds` being
+    the probe's wall time by the grader's clock, `run.seconds`, and `args` the probe's
+    arguments from the rubric, e.g. its time budget); None where there is no test set (a
+    judge that needs them then says the autograder measures it)."""
     verdicts = {}
     for check in assignment.checks:
         missing_files = [f for f in check.files if f not in files]
@@ -58,7 +66,12 @@ def judge_checks(assignment: Assignment, cells: dict, files: dict, run) -> dict[
             verdicts[check.id] = Verdict(False, f"{cause}While checking: {outcome['error']}")
         else:
             try:
-                verdicts[check.id] = check.judge(decode(outcome["data"]))
+                data = decode(outcome["data"])
+                if check.test_set:  # what only the grader knows: the labels, the probe's time by its clock, its args
+                    seconds = getattr(run, "seconds", {}).get(check.probe_key)
+                    verdicts[check.id] = check.judge(data, labels, seconds=seconds, args=dict(check.args))
+                else:
+                    verdicts[check.id] = check.judge(data)
             except Exception as err:  # data of an unexpected form: the student's objects behaved oddly
                 verdicts[check.id] = Verdict(False, f"Your code returned something the grader could not interpret "
                                                     f"({type(err).__name__}: {err}).")

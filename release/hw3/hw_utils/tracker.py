@@ -2,7 +2,9 @@
 
 Compatible with the course's original Tracker: the same attributes, the same
 `update` order of arguments, and a results.pkl holding exactly the six keys
-below. Accuracies are fractions in [0, 1].
+below. Accuracies are fractions in [0, 1]. The learning rate of each epoch (at its
+start) is recorded too when given (`update(..., lr=...)`, as train() does): then the
+results also hold `lrs` and the plot has a third panel; files without it still load.
 
 The plot is rendered once as a PNG: written to `png_path` (when set) and shown
 in a notebook as an image output (IPython.display.Image), which the saved
@@ -18,6 +20,7 @@ import time
 from .io import atomic_write, load_pickle, save_pickle
 
 RESULT_KEYS = ("train_losses", "test_losses", "train_accs", "test_accs", "epoch", "n_epochs")
+OPTIONAL_KEYS = ("lrs",)  # present only when recorded
 
 
 def _in_notebook() -> bool:
@@ -39,14 +42,18 @@ class Tracker:
         self.test_losses: list[float] = []
         self.train_accs: list[float] = []  # fractions in [0, 1]
         self.test_accs: list[float] = []
+        self.lrs: list[float] = []         # learning rate at the start of each epoch (when recorded)
         self.title = ""                  # the plot's title: the run and its key settings
         self.png_path = None             # where plot() also writes the PNG (None: nowhere)
         self.min_redraw_s = 0.0          # plot() skips redraws closer together than this (unless forced)
         self._last_draw = None           # time.monotonic() of the last redraw
         self._display = None             # IPython display handle of the live plot
 
-    def update(self, train_loss, test_loss, train_acc, test_acc) -> None:
-        """Record one finished epoch; redraw the plot every `plot_freq` epochs."""
+    def update(self, train_loss, test_loss, train_acc, test_acc, lr=None) -> None:
+        """Record one finished epoch (and its learning rate, when given); redraw the plot
+        every `plot_freq` epochs."""
+        if lr is not None:
+            self.lrs.append(float(lr))
         self.train_losses.append(float(train_loss))
         self.test_losses.append(float(test_loss))
         self.train_accs.append(float(train_acc))
@@ -57,8 +64,9 @@ class Tracker:
 
     # --- results.pkl -------------------------------------------------------
     def results(self) -> dict:
-        """The six values the course's results.pkl holds, as plain Python data."""
-        values = {key: getattr(self, key) for key in RESULT_KEYS}
+        """The six values the course's results.pkl holds, as plain Python data, and `lrs`
+        when learning rates were recorded."""
+        values = {key: getattr(self, key) for key in RESULT_KEYS + tuple(k for k in OPTIONAL_KEYS if getattr(self, k))}
         return {key: list(v) if isinstance(v, list) else v for key, v in values.items()}
 
     def save_results(self, path: str | os.PathLike) -> None:
@@ -76,17 +84,28 @@ class Tracker:
             raise KeyError(f"{path} is not a Tracker results file: it lacks {', '.join(missing)}")
         for key in RESULT_KEYS:
             setattr(self, key, data[key])
+        self.lrs = list(data.get("lrs", []))  # older files have none
         return self
 
     # --- plotting ----------------------------------------------------------
     def figure(self):
-        """A 1x2 matplotlib figure: loss curves and accuracy curves, train vs test."""
+        """A matplotlib figure: loss curves and accuracy curves, train vs test, and the
+        learning rate per epoch when it was recorded (1x3; else 1x2)."""
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
-        fig = Figure(figsize=(10, 3.6), layout="constrained")
-        ax_loss, ax_acc = fig.subplots(1, 2)
+        fig = Figure(figsize=(15 if self.lrs else 10, 3.6), layout="constrained")
+        axes = fig.subplots(1, 3 if self.lrs else 2)
+        ax_loss, ax_acc = axes[0], axes[1]
         epochs = range(1, len(self.train_losses) + 1)
+        if self.lrs:
+            ax_lr = axes[2]
+            ax_lr.plot(range(1, len(self.lrs) + 1), self.lrs, marker="o", ms=3, color="tab:green")
+            ax_lr.set_title("Learning rate (start of epoch)")
+            ax_lr.set_xlabel("epoch")
+            ax_lr.set_xlim(0.5, max(self.n_epochs, len(self.lrs), 1) + 0.5)
+            ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax_lr.grid(alpha=0.3)
         for ax, (train, test), title in (
             (ax_loss, (self.train_losses, self.test_losses), "Loss"),
             (ax_acc, (self.train_accs, self.test_accs), "Accuracy"),

@@ -57,6 +57,14 @@ class Assignment:
     checks: tuple[Check, ...]
     cross_checks: tuple[dict, ...] = ()   # self-reported results vs the notebook's outputs (autograder/crosscheck.py)
     extra_imports: tuple[str, ...] = ()   # rubric's extra_imports: allowed although the setup cell does not import them
+    test_set: dict | None = None          # rubric's test_set: {"file": the grader's labelled set, "images": the
+                                          # name the child reads the images alone under} (checklib/verified.py)
+    leaderboard: tuple[dict, ...] = ()    # rubric's leaderboard: {"name", "figure", "order"} per column
+
+    @property
+    def test_set_path(self) -> Path | None:
+        """The instructor's labelled test set (grader-only), when the rubric names one."""
+        return self.folder / self.test_set["file"] if self.test_set and self.test_set.get("file") else None
 
     @property
     def allowed_imports(self) -> tuple[str, ...]:
@@ -116,6 +124,7 @@ def _validate(name: str, folder: Path, spec: dict, items, checks, complete: bool
         if not isinstance(also, list) or not all(isinstance(n, str) for n in also):
             raise ConfigError(rubric, f"required_files {entry['name']!r}: also", "a list of other names the file is accepted under")
     _validate_cross_checks(rubric, spec.get("cross_checks", ()), files)
+    _validate_test_set(rubric, spec, checks, complete)
     unused = sorted(cells - {c for check in checks for c in check.cells})
     if unused and complete:
         raise ConfigError(rubric, f"graded_cells {unused[0]!r}", "no check uses this graded cell (name it in a "
@@ -153,6 +162,29 @@ def _check_source(source: Path, spec: dict) -> str:
             raise ConfigError(source, f"graded_cells {gid!r}", f"the rubric names this graded cell, but no code cell "
                                                                f"starting '{TAG}' has this grade_id")
     return setup[0]
+
+
+def _validate_test_set(rubric: Path, spec: dict, checks, complete: bool) -> None:
+    """`test_set` names the grader's file (the grader's rubric only: a student's release
+    has none) and the images' name in the child; every check that reads the test set
+    needs it; leaderboard columns name a figure and an order."""
+    test_set = spec.get("test_set")
+    if test_set is not None:
+        if not isinstance(test_set, dict) or not isinstance(test_set.get("images"), str) or (
+                complete and not isinstance(test_set.get("file"), str)):
+            raise ConfigError(rubric, "test_set", "expected {file: the labelled test set (grader-only, e.g. assets/test_batch), "
+                                                  "images: the file name the sandboxed child reads the images under}")
+        if complete and test_set["file"] not in spec.get("hidden_files", ()):
+            raise ConfigError(rubric, "test_set.file", f"{test_set['file']!r} holds the labels: list it in hidden_files "
+                                                       "so that it never ships in the release")
+    users = [c.id for c in checks if c.test_set]
+    if users and test_set is None:
+        raise ConfigError(rubric, "test_set", f"check {users[0]!r} reads the test set, but the rubric names none")
+    for n, entry in enumerate(spec.get("leaderboard", ())):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("figure"), str) \
+                or entry.get("order", "desc") not in ("asc", "desc"):
+            raise ConfigError(rubric, f"leaderboard[{n}]", "expected {name: column title, figure: a figure a check "
+                                                           "measures, order: asc or desc}")
 
 
 def _validate_cross_checks(rubric: Path, entries, files: set) -> None:
@@ -228,4 +260,5 @@ def load_assignment(name: str, root: Path = KIT_ROOT) -> Assignment:
         required_files=tuple(spec.get("required_files", ())), submission_zip=spec["submission_zip"],
         limits=limits, items=items, checks=checks, cross_checks=tuple(spec.get("cross_checks", ())),
         extra_imports=tuple(spec.get("extra_imports", ())),
+        test_set=spec.get("test_set"), leaderboard=tuple(spec.get("leaderboard", ())),
     )

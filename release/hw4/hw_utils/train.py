@@ -8,7 +8,7 @@ Each epoch does what the course's original loop did, in the same order:
      the training set, as the course's loop did (it costs a third of the epoch),
   3. loss and accuracy over test_data,
   4. one scheduler step (ReduceLROnPlateau gets the train loss),
-  5. tracker.update(train_loss, test_loss, train_acc, test_acc).
+  5. tracker.update(train_loss, test_loss, train_acc, test_acc, lr=the epoch's first learning rate).
 
 What is new: the run resumes after a crash from `checkpoints/last.pt`, every file
 is written atomically, bad inputs are refused before any training with a
@@ -173,6 +173,7 @@ def train(
     tracker._last_draw = time.monotonic()  # the first redraw comes after REDRAW_EVERY_S of training
     for _ in range(tracker.epoch, n_epochs):
         started = time.monotonic()
+        lr = optimizer.param_groups[0]["lr"]  # the learning rate this epoch starts with (for the curves)
         per_batch = scheduler if scheduler_step == "batch" else None
         train_loss, train_acc = _train_pass(runner, loaders["train"], optimizer, scaler, per_batch,
                                             show_bar=train_pbar, **step)
@@ -184,7 +185,7 @@ def train(
                 scheduler.step(train_loss)
             else:
                 scheduler.step()
-        tracker.update(train_loss, test_loss, train_acc, test_acc)  # redraws the curves (see Tracker.plot)
+        tracker.update(train_loss, test_loss, train_acc, test_acc, lr=lr)  # redraws the curves (see Tracker.plot)
         print(epoch_line(tracker.epoch, n_epochs, train_loss, train_acc, test_loss, test_acc,
                          time.monotonic() - started), flush=True)
 
