@@ -90,10 +90,10 @@ MUTANTS = {
         _STACK_BLOCKS,
         "            block = block_fn(filters_out, projection, stride, in_channels if i == 0 else filters_out)\n"
         "            blocks.append(block if i < 2 else blocks[1])\n")]},
-        frozenset({"net.distinct", "net.params", "net.hidden"})),
+        frozenset({"net.distinct", "net.hidden"})),
     "blocks_one_short": Sample("each stack builds resnet_size - 1 blocks (at least one)", {"network": [(
         "        for i in range(resnet_size):\n", "        for i in range(max(1, resnet_size - 1)):\n")]},
-        frozenset({"net.layers", "net.params", "net.hidden"})),
+        frozenset({"net.layers", "net.hidden"})),
     "batchnorm_twice": Sample("one batch norm used after both convolutions of a standard block", {"network": [(
         "        outputs = self.bn2(self.conv2(self.bn_relu1(self.conv1(inputs))))\n",
         "        outputs = self.bn_relu1.batch_norm(self.conv2(self.bn_relu1(self.conv1(inputs))))\n")]},

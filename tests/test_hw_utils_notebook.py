@@ -96,7 +96,7 @@ def test_the_pdf_shows_the_learning_curve_and_the_epoch_log(executed):
     assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text
     listing = subprocess.run(["pdfimages", "-list", str(folder / "HW4.pdf")], capture_output=True, text=True).stdout
     sizes = [tuple(map(int, line.split()[3:5])) for line in listing.splitlines()[2:] if line.split()[2] == "image"]
-    assert (1000, 360) in sizes, listing      # the 10 x 3.6 inch curves at 100 dpi
+    assert (1500, 360) in sizes, listing      # the 15 x 3.6 inch curves (loss, accuracy, learning rate) at 100 dpi
 
 
 def test_pdf_table_headers_break_only_between_words_and_wide_tables_are_scaled():

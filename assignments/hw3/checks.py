@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from checklib import judges
-from checklib.checks import Check, Outcome, failed, passed
+from checklib.checks import Check, Outcome, Verdict, failed, outcomes, passed
 from checklib.data import seeded_pixels
 
 SEED = 3
@@ -447,7 +447,23 @@ def net_output_judge(what: str):
 
 
 def net_params_judge(what: str):
-    return judges.each_setting("structure", _params_test, what, describe)
+    """Parameters against the specification, per setting, from the structure alone (a crash
+    in forward does not stop it). A setting whose forward shows a layer called twice or the
+    wrong depth is left to net.distinct / net.layers: their mistake changes the count too,
+    and one mistake is charged once."""
+    by_structure = judges.each_setting("structure", _params_test, what, describe)
+
+    def judge(rows: list) -> Verdict:
+        if not all("calls" in row for row in rows):  # a probe that measured the structure only
+            return by_structure(rows)
+        calls = outcomes(rows, "calls")
+        own = [row for row, c in zip(rows, calls)
+               if not (c.ok and (_distinct_test(c.value, c.setting) or _layers_test(c.value, c.setting)))]
+        if rows and not own:
+            return passed(f"{what}: not judged on its own: in every setting the layers are shared or the depth is "
+                          "wrong, which net.distinct / net.layers charge.")
+        return by_structure(own)
+    return judge
 
 
 # --- training, checkpoints and testing -----------------------------------------------------------
