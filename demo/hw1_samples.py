@@ -9,13 +9,8 @@ course's own runs printed, not training results.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from demo.samples import REPO, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
@@ -133,23 +128,6 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
     return Path(folder)
 
 
-@lru_cache(maxsize=None)
-def release_notebook() -> Path:
-    """The student notebook: release/hw1's when it has been generated, else nbgrader's
-    release of source/hw1 made once per process in a temporary folder."""
-    if RELEASE.is_file():
-        return RELEASE
-    root = Path(tempfile.mkdtemp(prefix="hw1_release_"))
-    shutil.copytree(SOURCE.parent, root / "source" / "hw1")
-    shutil.copy(REPO / "nbgrader_config.py", root)
-    nbgrader = Path(sys.executable).with_name("nbgrader")
-    proc = subprocess.run([str(nbgrader), "generate_assignment", "hw1", "--force"], cwd=root,
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader could not release source/hw1:\n{proc.stderr[-2000:]}")
-    return root / "release" / "hw1" / "HW1.ipynb"
-
-
 def build_blank(folder: Path) -> Path:
     """The untouched student release, as submitted without any work."""
-    return copy_release_notebook(release_notebook(), folder)
+    return copy_release_notebook(RELEASE, folder)

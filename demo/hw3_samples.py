@@ -13,12 +13,7 @@ synthetic fixture with the accuracy the course's own run printed, not a training
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from demo.samples import REPO, copy_release_notebook, write_notebook, zip_folder  # noqa: F401 (zip_folder: for callers)
@@ -156,23 +151,6 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
     return Path(folder)
 
 
-@lru_cache(maxsize=None)
-def release_notebook() -> Path:
-    """The student notebook: release/hw3's when it has been generated, else nbgrader's
-    release of source/hw3 made once per process in a temporary folder."""
-    if RELEASE.is_file():
-        return RELEASE
-    root = Path(tempfile.mkdtemp(prefix="hw3_release_"))
-    shutil.copytree(SOURCE.parent, root / "source" / "hw3")
-    shutil.copy(REPO / "nbgrader_config.py", root)
-    nbgrader = Path(sys.executable).with_name("nbgrader")
-    proc = subprocess.run([str(nbgrader), "generate_assignment", "hw3", "--force"], cwd=root,
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader could not release source/hw3:\n{proc.stderr[-2000:]}")
-    return root / "release" / "hw3" / "HW3.ipynb"
-
-
 def build_blank(folder: Path) -> Path:
     """The untouched student release, as submitted without any work."""
-    return copy_release_notebook(release_notebook(), folder)
+    return copy_release_notebook(RELEASE, folder)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -195,23 +193,6 @@ def build(folder: Path, sample: Sample | None = None, notebook_edit=None) -> Pat
     return folder
 
 
-@lru_cache(maxsize=None)
-def release_notebook() -> Path:
-    """The student notebook: release/hw5's when it has been generated, else nbgrader's
-    release of source/hw5 made once per process in a temporary folder."""
-    if RELEASE.is_file():
-        return RELEASE
-    root = Path(tempfile.mkdtemp(prefix="hw5_release_"))
-    shutil.copytree(SOURCE.parent, root / "source" / "hw5")
-    shutil.copy(REPO / "nbgrader_config.py", root)
-    nbgrader = Path(sys.executable).with_name("nbgrader")
-    proc = subprocess.run([str(nbgrader), "generate_assignment", "hw5", "--force"], cwd=root,
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader could not release source/hw5:\n{proc.stderr[-2000:]}")
-    return root / "release" / "hw5" / "HW5.ipynb"
-
-
 def build_blank(folder: Path) -> Path:
     """The untouched student release, as submitted without any work."""
-    return copy_release_notebook(release_notebook(), folder)
+    return copy_release_notebook(RELEASE, folder)
