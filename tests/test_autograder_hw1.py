@@ -354,7 +354,7 @@ def test_gradescope_bundle_grades_hw1_with_its_hidden_checks(gradescope, hw1):
 
 @pytest.mark.slow
 def test_the_release_leaks_no_solution_and_keeps_the_graded_cells(hw1):
-    release = nbformat.read(samples.release_notebook(), as_version=4)
+    release = nbformat.read(samples.RELEASE, as_version=4)
     text = json.dumps(release)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "Grading notes", "(16, 16, 7)", "// stride + 1"):
         assert marker not in text, marker
