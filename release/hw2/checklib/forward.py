@@ -338,25 +338,16 @@ def call_order(module, input_shape, seed: int, limit: int = 10_000) -> list[dict
     """The leaf layers forward calls, in order, on the seeded input in evaluation mode:
     [{"name", "kind", "channels"}] (out_channels of a convolution, num_features of a batch
     norm), recorded by hooks set with nn.Module's own register_forward_hook (called unbound)."""
-    from torch import nn
-
     from checklib.probes import ProbeError
-    from checklib.structure import _slot, kind, set_training, walk
+    from checklib.structure import kind
 
-    calls, handles = [], []
-    for name, m in walk(module):
-        if not _slot(m, "_modules"):
-            def hook(mod, args, out, _name=name):
-                attrs = object.__getattribute__(mod, "__dict__")
-                calls.append({"name": _name, "kind": kind(mod), "channels": attrs.get("out_channels", attrs.get("num_features"))})
-            handles.append(nn.Module.register_forward_hook(m, hook))
-    set_training(module, False)
-    try:
-        with torch.no_grad():
-            module(seeded_input(input_shape, seed))
-    finally:
-        for h in handles:
-            h.remove()
+    calls = []
+
+    def hook(mod, args, out, name):
+        attrs = object.__getattribute__(mod, "__dict__")
+        calls.append({"name": name, "kind": kind(mod), "channels": attrs.get("out_channels", attrs.get("num_features"))})
+
+    _run_with_leaf_hooks(module, hook, input_shape, seed)
     if len(calls) > limit:
         raise ProbeError(f"forward called more than {limit:,} layers")
     return calls
@@ -405,17 +396,12 @@ def layer_calls(module, input_shape, seed: int, limit: int = 2_000) -> list[dict
     what feeds each layer, measured on the tensors themselves (a pre-activation block
     feeds each convolution from a batch norm's ReLU). Hooks are set with nn.Module's
     own register_forward_hook, called unbound, as `call_order` does."""
-    from torch import nn
-
     from checklib.probes import ProbeError
-    from checklib.structure import _slot, kind, set_training, walk
+    from checklib.structure import _slot, kind
 
-    calls, outputs, handles = [], [], []
-    for name, m in walk(module):
-        if _slot(m, "_modules"):
-            continue
+    calls, outputs = [], []
 
-        def hook(mod, args, out, _name=name):
+    def hook(mod, args, out, _name):
             if len(calls) >= limit:
                 raise ProbeError(f"forward called more than {limit:,} layers")
             attrs = object.__getattribute__(mod, "__dict__")
@@ -438,7 +424,21 @@ def layer_calls(module, input_shape, seed: int, limit: int = 2_000) -> list[dict
                           "out_size": list(y.shape[2:]) if y is not None else None, "fed_by": fed_by, "relu": relu})
             if y is not None:
                 outputs.append((_name, torch.Tensor.as_subclass(y, torch.Tensor).detach().clone()))
-        handles.append(nn.Module.register_forward_hook(m, hook))
+
+    _run_with_leaf_hooks(module, hook, input_shape, seed)
+    return calls
+
+
+def _run_with_leaf_hooks(module, hook, input_shape, seed: int) -> None:
+    """Run forward once on the seeded input in evaluation mode with `hook(mod, args, out,
+    name)` on every leaf layer, set with nn.Module's own register_forward_hook (called
+    unbound, so a student's override cannot hide a layer), and removed afterwards."""
+    from torch import nn
+
+    from checklib.structure import _slot, set_training, walk
+
+    handles = [nn.Module.register_forward_hook(m, lambda mod, args, out, _name=name: hook(mod, args, out, _name))
+               for name, m in walk(module) if not _slot(m, "_modules")]
     set_training(module, False)
     try:
         with torch.no_grad():
@@ -446,7 +446,6 @@ def layer_calls(module, input_shape, seed: int, limit: int = 2_000) -> list[dict
     finally:
         for h in handles:
             h.remove()
-    return calls
 
 
 def batchnorm_momentum(module, input_shape, seed: int) -> list[dict]:
